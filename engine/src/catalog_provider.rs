@@ -1,0 +1,120 @@
+//! DataFusion's view of the Seglake catalog.
+//!
+//! A [`SnapshotCatalog`] serves one committed catalog version. The session
+//! installs a fresh one before each statement, so a statement plans against
+//! one consistent catalog and sees every change committed before it started,
+//! by this server or any other sharing the warehouse.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::config::TableParquetOptions;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::{DataFusionError, Result};
+use seglake_catalog::{Snapshot, TableEntry, TableFormat, SYSTEM_SCHEMA};
+
+use crate::system::SystemSchema;
+
+#[derive(Debug)]
+pub struct SnapshotCatalog {
+    snapshot: Arc<Snapshot>,
+    parquet: TableParquetOptions,
+    system: Arc<SystemSchema>,
+}
+
+impl SnapshotCatalog {
+    pub fn new(snapshot: Arc<Snapshot>, parquet: TableParquetOptions, system: Arc<SystemSchema>) -> Self {
+        Self {
+            snapshot,
+            parquet,
+            system,
+        }
+    }
+}
+
+impl CatalogProvider for SnapshotCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.snapshot.state.schemas.keys().cloned().collect();
+        names.push(SYSTEM_SCHEMA.to_string());
+        names.sort();
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == SYSTEM_SCHEMA {
+            return Some(Arc::clone(&self.system) as _);
+        }
+        let schema = self.snapshot.state.schemas.get(name)?;
+        Some(Arc::new(SnapshotSchema {
+            tables: schema.tables.clone(),
+            parquet: self.parquet.clone(),
+        }))
+    }
+}
+
+/// The tables of one schema of a catalog snapshot.
+#[derive(Debug)]
+pub struct SnapshotSchema {
+    tables: std::collections::BTreeMap<String, TableEntry>,
+    parquet: TableParquetOptions,
+}
+
+#[async_trait]
+impl SchemaProvider for SnapshotSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.tables.keys().cloned().collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        match self.tables.get(name) {
+            Some(entry) => Ok(Some(table_provider(entry, &self.parquet)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.tables.contains_key(name)
+    }
+}
+
+/// Builds the DataFusion table for a catalog entry, using the schema the
+/// catalog recorded (no file is read until the table is scanned).
+pub fn table_provider(entry: &TableEntry, parquet: &TableParquetOptions) -> Result<Arc<dyn TableProvider>> {
+    match entry.format {
+        TableFormat::Parquet => {
+            let format = ParquetFormat::default().with_options(parquet.clone());
+            let options = ListingOptions::new(Arc::new(format))
+                .with_file_extension(".parquet")
+                .with_table_partition_cols(
+                    entry
+                        .partition_columns
+                        .iter()
+                        .map(|c| (c.name.clone(), c.data_type.clone()))
+                        .collect(),
+                );
+            let url = ListingTableUrl::parse(&entry.location)?;
+            let config = ListingTableConfig::new(url)
+                .with_listing_options(options)
+                .with_schema(Arc::new(entry.file_schema.clone()));
+            Ok(Arc::new(ListingTable::try_new(config)?))
+        }
+    }
+}
+
+/// Checks that a declared file schema has no duplicate or empty names.
+pub fn validate_schema(schema: &Schema) -> Result<()> {
+    let mut seen = HashMap::new();
+    for f in schema.fields() {
+        if f.name().is_empty() {
+            return Err(DataFusionError::Plan("empty column name".into()));
+        }
+        if seen.insert(f.name().to_lowercase(), ()).is_some() {
+            return Err(DataFusionError::Plan(format!("duplicate column name '{}'", f.name())));
+        }
+    }
+    Ok(())
+}

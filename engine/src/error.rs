@@ -1,0 +1,132 @@
+use datafusion::error::DataFusionError;
+use seglake_catalog::CatalogError;
+use thiserror::Error;
+
+/// Errors of the engine crate. The server maps them to gRPC status codes in
+/// exactly one place (`seglake_flight_server::error`), using [`EngineError::kind`].
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    #[error(transparent)]
+    ObjectStore(#[from] object_store::Error),
+
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
+
+    /// The statement is well formed but Seglake does not run it.
+    #[error("{0}")]
+    Unsupported(String),
+
+    /// Bad input from the client (wrong parameters, bad table name, ...).
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    #[error("{0}")]
+    NotFound(String),
+
+    #[error("{0}")]
+    AlreadyExists(String),
+}
+
+/// What kind of failure an error is, independent of the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The client's input is wrong (bad SQL, bad parameters, type errors).
+    InvalidArgument,
+    /// A table, schema or column that does not exist.
+    NotFound,
+    AlreadyExists,
+    /// Memory or another resource limit was hit.
+    ResourceExhausted,
+    /// The client asked for something Seglake does not do.
+    Unimplemented,
+    /// Storage could not be reached.
+    Unavailable,
+    /// The query was cancelled.
+    Cancelled,
+    /// A bug or corrupt state on our side.
+    Internal,
+}
+
+impl EngineError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::DataFusion(e) => datafusion_kind(e),
+            Self::Catalog(e) => match e {
+                CatalogError::SchemaNotFound(_) | CatalogError::TableNotFound { .. } => ErrorKind::NotFound,
+                CatalogError::SchemaExists(_) | CatalogError::TableExists { .. } => ErrorKind::AlreadyExists,
+                CatalogError::InvalidLocation(..)
+                | CatalogError::SchemaNotEmpty(_)
+                | CatalogError::ReservedSchema(_) => ErrorKind::InvalidArgument,
+                CatalogError::ObjectStore(e) => object_store_kind(e),
+                CatalogError::TooManyConflicts(_) => ErrorKind::Unavailable,
+                CatalogError::Corrupt { .. } => ErrorKind::Internal,
+            },
+            Self::Arrow(_) => ErrorKind::InvalidArgument,
+            Self::Parquet(_) | Self::Demo(_) => ErrorKind::Internal,
+            Self::ObjectStore(e) => object_store_kind(e),
+            Self::Unsupported(_) => ErrorKind::Unimplemented,
+            Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::AlreadyExists(_) => ErrorKind::AlreadyExists,
+        }
+    }
+}
+
+fn object_store_kind(e: &object_store::Error) -> ErrorKind {
+    match e {
+        object_store::Error::NotFound { .. } => ErrorKind::NotFound,
+        object_store::Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+        object_store::Error::InvalidPath { .. } => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Unavailable,
+    }
+}
+
+fn datafusion_kind(e: &DataFusionError) -> ErrorKind {
+    match e {
+        DataFusionError::SQL(..) | DataFusionError::Plan(_) => {
+            // DataFusion reports unknown tables as plan errors.
+            if is_table_not_found(e) {
+                ErrorKind::NotFound
+            } else {
+                ErrorKind::InvalidArgument
+            }
+        }
+        DataFusionError::SchemaError(..) => ErrorKind::InvalidArgument,
+        DataFusionError::NotImplemented(_) => ErrorKind::Unimplemented,
+        DataFusionError::ResourcesExhausted(_) => ErrorKind::ResourceExhausted,
+        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => ErrorKind::InvalidArgument,
+        DataFusionError::ObjectStore(e) => object_store_kind(e),
+        DataFusionError::IoError(_) => ErrorKind::Unavailable,
+        DataFusionError::Configuration(_) => ErrorKind::InvalidArgument,
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => datafusion_kind(inner),
+        DataFusionError::Shared(inner) => datafusion_kind(inner),
+        DataFusionError::External(inner) => match inner.downcast_ref::<EngineError>() {
+            Some(engine) => engine.kind(),
+            None => match inner.downcast_ref::<DataFusionError>() {
+                Some(df) => datafusion_kind(df),
+                None => ErrorKind::Internal,
+            },
+        },
+        DataFusionError::Collection(errs) => errs.first().map(datafusion_kind).unwrap_or(ErrorKind::Internal),
+        _ => ErrorKind::Internal,
+    }
+}
+
+fn is_table_not_found(e: &DataFusionError) -> bool {
+    let msg = e.to_string();
+    msg.contains("table '") && msg.contains("' not found")
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,19 @@
+//! Seglake's engine: the warehouse and its catalog seen through DataFusion,
+//! sessions that run SQL (with Seglake's custom statements), ingest, and the
+//! demo data generator.
+
+mod catalog_provider;
+pub mod demo;
+mod engine;
+mod error;
+mod ingest;
+pub mod sql;
+mod system;
+
+pub use engine::{Engine, EngineConfig, Outcome, Prepared, Session, StatementKind, TableInfo};
+pub use error::{EngineError, ErrorKind, Result};
+pub use ingest::IngestMode;
+pub use seglake_catalog::{S3Options, DEFAULT_CATALOG, DEFAULT_SCHEMA, SYSTEM_SCHEMA};
+
+/// Re-exported so that callers use the exact versions the engine uses.
+pub use datafusion;

@@ -1,0 +1,265 @@
+//! Command-line configuration (every flag is also a `SEGLAKE_*` variable)
+//! and the commands the `seglake` binary runs.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use seglake_engine::demo::DemoOptions;
+use seglake_engine::{Engine, EngineConfig, S3Options};
+use tracing::{info, warn};
+
+use crate::auth::Users;
+use crate::error::{Result, ServerError};
+use crate::server::{start, ServerOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "seglake", version, about = "Seglake: a SQL segment engine for marketing data, served over Arrow Flight SQL")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the warehouse over Arrow Flight SQL.
+    Serve(ServeArgs),
+    /// Write the demo data set into a warehouse and register its tables.
+    Demo(DemoArgs),
+}
+
+/// Where the warehouse is (shared by every command).
+#[derive(Debug, Clone, Args)]
+pub struct WarehouseArgs {
+    /// Warehouse location: a local directory, a file:// URL, or s3://bucket/prefix.
+    #[arg(long, env = "SEGLAKE_WAREHOUSE", default_value = "./warehouse")]
+    pub warehouse: String,
+
+    /// S3 endpoint (for S3-compatible servers); default from AWS_ENDPOINT.
+    #[arg(long, env = "SEGLAKE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region; default from AWS_REGION.
+    #[arg(long, env = "SEGLAKE_S3_REGION")]
+    pub s3_region: Option<String>,
+
+    /// S3 access key id; default from AWS_ACCESS_KEY_ID.
+    #[arg(long, env = "SEGLAKE_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// S3 secret access key; default from AWS_SECRET_ACCESS_KEY.
+    #[arg(long, env = "SEGLAKE_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Allow plain-HTTP S3 endpoints; default from AWS_ALLOW_HTTP.
+    #[arg(long, env = "SEGLAKE_S3_ALLOW_HTTP")]
+    pub s3_allow_http: Option<bool>,
+}
+
+impl WarehouseArgs {
+    fn s3(&self) -> S3Options {
+        S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+            allow_http: self.s3_allow_http,
+        }
+    }
+}
+
+/// Query execution settings.
+#[derive(Debug, Clone, Args)]
+pub struct ExecutionArgs {
+    /// Parallelism of query execution (default: number of cores).
+    #[arg(long, env = "SEGLAKE_TARGET_PARTITIONS")]
+    pub target_partitions: Option<usize>,
+
+    /// Rows per record batch.
+    #[arg(long, env = "SEGLAKE_BATCH_SIZE")]
+    pub batch_size: Option<usize>,
+
+    /// Memory limit for query execution in MiB (spilling operators spill,
+    /// others fail with ResourceExhausted). Default: unlimited.
+    #[arg(long, env = "SEGLAKE_MEMORY_LIMIT_MB")]
+    pub memory_limit_mb: Option<usize>,
+}
+
+/// Demo data size.
+#[derive(Debug, Clone, Args)]
+pub struct DemoSizeArgs {
+    /// Number of profiles (events scale with it: about 50 per profile).
+    #[arg(long = "profiles", env = "SEGLAKE_DEMO_PROFILES", default_value_t = 100_000)]
+    pub profiles: u64,
+
+    /// Random seed: the same seed gives the same data.
+    #[arg(long = "seed", env = "SEGLAKE_DEMO_SEED", default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl DemoSizeArgs {
+    fn options(&self) -> DemoOptions {
+        DemoOptions {
+            profiles: self.profiles,
+            seed: self.seed,
+            ..DemoOptions::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+
+    /// Address to listen on (port 0 picks a free port; the bound address is
+    /// printed on standard output as `listening on ADDR`).
+    #[arg(long, env = "SEGLAKE_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// A user allowed to connect, as NAME:PASSWORD (repeatable; the
+    /// variable takes a comma-separated list). Without any, the server only
+    /// starts on a loopback address, with the user seglake/seglake.
+    #[arg(long = "user", env = "SEGLAKE_USERS", value_delimiter = ',')]
+    pub users: Vec<String>,
+
+    /// Create the demo data set on first start if the warehouse has no tables.
+    #[arg(long, env = "SEGLAKE_DEMO")]
+    pub demo: bool,
+
+    #[command(flatten)]
+    pub demo_size: DemoSizeArgs,
+
+    /// Drop sessions idle for this many seconds.
+    #[arg(long, env = "SEGLAKE_SESSION_IDLE_TIMEOUT_SECS", default_value_t = 8 * 3600)]
+    pub session_idle_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+
+    #[command(flatten)]
+    pub demo_size: DemoSizeArgs,
+}
+
+async fn open_engine(warehouse: &WarehouseArgs, execution: Option<&ExecutionArgs>) -> Result<std::sync::Arc<Engine>> {
+    let mut config = EngineConfig::new(warehouse.warehouse.clone());
+    config.s3 = warehouse.s3();
+    if let Some(e) = execution {
+        config.target_partitions = e.target_partitions;
+        config.batch_size = e.batch_size;
+        config.memory_limit = e.memory_limit_mb.map(|mb| mb * 1024 * 1024);
+    }
+    Ok(Engine::open(config).await?)
+}
+
+/// A progress bar on standard error for the demo generator.
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {percent}% {elapsed} (eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("generating demo data");
+    bar
+}
+
+async fn install_demo(engine: &Engine, size: &DemoSizeArgs, force: bool) -> Result<()> {
+    let bar = progress_bar();
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let summary = engine.install_demo(&size.options(), force, &progress).await?;
+    bar.finish_and_clear();
+    match summary {
+        Some(s) => info!(
+            profiles = s.profiles,
+            events = s.events,
+            identifiers = s.identifiers,
+            "demo data written and registered: profiles, events, identifiers"
+        ),
+        None => info!("the warehouse already has tables: demo data not installed"),
+    }
+    Ok(())
+}
+
+fn users(args: &ServeArgs) -> Result<Users> {
+    if args.users.is_empty() {
+        if !args.listen.ip().is_loopback() {
+            return Err(ServerError::Config(format!(
+                "refusing to listen on {} without users: pass --user NAME:PASSWORD (or SEGLAKE_USERS)",
+                args.listen
+            )));
+        }
+        warn!("no --user given: accepting only the default user seglake/seglake on the loopback address");
+        return Users::parse(["seglake:seglake"]);
+    }
+    Users::parse(args.users.iter().map(String::as_str))
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// `seglake serve`. `on_listening` receives the bound address.
+pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Result<()> {
+    let users = users(&args)?;
+    let engine = open_engine(&args.warehouse, Some(&args.execution)).await?;
+    if args.demo {
+        install_demo(&engine, &args.demo_size, false).await?;
+    }
+    let mut server = start(
+        engine,
+        ServerOptions {
+            listen: args.listen,
+            users,
+            session_idle_timeout: Duration::from_secs(args.session_idle_timeout_secs),
+        },
+    )
+    .await?;
+    on_listening(server.addr());
+    shutdown_signal().await;
+    info!("shutting down: finishing running calls");
+    server.trigger_shutdown();
+    server.wait().await
+}
+
+/// `seglake demo`.
+pub async fn demo(args: DemoArgs) -> Result<()> {
+    let engine = open_engine(&args.warehouse, None).await?;
+    install_demo(&engine, &args.demo_size, true).await
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli, on_listening: impl FnOnce(SocketAddr)) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args, on_listening).await,
+        Command::Demo(args) => demo(args).await,
+    }
+}

@@ -1,0 +1,18 @@
+//! Seglake's Arrow Flight SQL server.
+//!
+//! - [`server::start`] binds and serves an [`seglake_engine::Engine`];
+//! - [`cli`] holds the `seglake` command line (the binary only parses it and
+//!   calls [`cli::run`]).
+
+pub mod auth;
+mod auth_layer;
+pub mod cli;
+pub mod error;
+pub mod handle;
+mod service;
+mod session_options;
+pub mod server;
+mod sql_info;
+
+pub use error::{Result, ServerError};
+pub use server::{start, RunningServer, ServerOptions};

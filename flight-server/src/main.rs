@@ -1,0 +1,24 @@
+//! The `seglake` binary: parses the command line, sets up logging, runs.
+
+use clap::Parser;
+use seglake_flight_server::cli::{run, Cli};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    run(cli, |addr| {
+        // The one line on standard output: scripts and tests read the bound
+        // address from it (the server may listen on port 0).
+        #[allow(clippy::print_stdout)]
+        {
+            println!("listening on {addr}");
+        }
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,631 @@
+//! The identity stitching algorithm, independent of DataFusion.
+//!
+//! Rows `(record_id, id_type, id_value)` are interned into dense `u32` ids
+//! (records, and identifiers `(id_type, id_value)`), with hash tables over
+//! the bytes kept in one arena per kind: no per-row allocation. Every usable
+//! row becomes a link `identifier -> record`. [`IdentityGraphBuilder::finish`]
+//! sorts and deduplicates the links, drops identifiers shared by more than
+//! `max_records_per_identifier` distinct records (the over-merge guard), and
+//! unions the records of every remaining identifier in a union-find (path
+//! compression + union by size). The person of a record is the smallest
+//! record id (byte order) of its connected component: it does not depend on
+//! the input order nor on how the input was partitioned.
+
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+/// Interns byte strings into dense ids `0..len`.
+#[derive(Default)]
+struct ByteInterner {
+    hasher: DefaultHashBuilder,
+    table: HashTable<u32>,
+    bytes: Vec<u8>,
+    /// `offsets[i]..offsets[i + 1]` are the bytes of id `i`.
+    offsets: Vec<usize>,
+}
+
+impl ByteInterner {
+    fn new() -> Self {
+        Self {
+            offsets: vec![0],
+            ..Default::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    fn get(&self, id: u32) -> &[u8] {
+        let id = id as usize;
+        &self.bytes[self.offsets[id]..self.offsets[id + 1]]
+    }
+
+    fn intern(&mut self, value: &[u8]) -> u32 {
+        let hash = self.hasher.hash_one(value);
+        let Self {
+            hasher,
+            table,
+            bytes,
+            offsets,
+        } = self;
+        let slice = |id: u32| &bytes[offsets[id as usize]..offsets[id as usize + 1]];
+        if let Some(id) = table.find(hash, |&id| slice(id) == value) {
+            return *id;
+        }
+        let id = u32::try_from(offsets.len() - 1).expect("more than 4 billion distinct values");
+        table.insert_unique(hash, id, |&id| {
+            hasher.hash_one(&bytes[offsets[id as usize]..offsets[id as usize + 1]])
+        });
+        bytes.extend_from_slice(value);
+        offsets.push(bytes.len());
+        id
+    }
+
+    fn memory_size(&self) -> usize {
+        self.table.allocation_size()
+            + self.bytes.capacity()
+            + self.offsets.capacity() * size_of::<usize>()
+    }
+}
+
+/// Interns `(id_type, id_value)` pairs; types are interned separately (there
+/// are few of them) and values live in one arena.
+#[derive(Default)]
+struct IdentifierInterner {
+    types: ByteInterner,
+    hasher: DefaultHashBuilder,
+    table: HashTable<u32>,
+    type_of: Vec<u32>,
+    bytes: Vec<u8>,
+    offsets: Vec<usize>,
+}
+
+impl IdentifierInterner {
+    fn new() -> Self {
+        Self {
+            types: ByteInterner::new(),
+            offsets: vec![0],
+            ..Default::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.type_of.len()
+    }
+
+    fn get(&self, id: u32) -> (&[u8], &[u8]) {
+        let i = id as usize;
+        (
+            self.types.get(self.type_of[i]),
+            &self.bytes[self.offsets[i]..self.offsets[i + 1]],
+        )
+    }
+
+    fn intern(&mut self, id_type: &[u8], value: &[u8]) -> u32 {
+        let type_id = self.types.intern(id_type);
+        let hash = self.hasher.hash_one((type_id, value));
+        let Self {
+            hasher,
+            table,
+            type_of,
+            bytes,
+            offsets,
+            ..
+        } = self;
+        if let Some(id) = table.find(hash, |&id| {
+            let i = id as usize;
+            type_of[i] == type_id && &bytes[offsets[i]..offsets[i + 1]] == value
+        }) {
+            return *id;
+        }
+        let id = u32::try_from(type_of.len()).expect("more than 4 billion distinct identifiers");
+        table.insert_unique(hash, id, |&id| {
+            let i = id as usize;
+            hasher.hash_one((type_of[i], &bytes[offsets[i]..offsets[i + 1]]))
+        });
+        type_of.push(type_id);
+        bytes.extend_from_slice(value);
+        offsets.push(bytes.len());
+        id
+    }
+
+    fn memory_size(&self) -> usize {
+        self.types.memory_size()
+            + self.table.allocation_size()
+            + self.type_of.capacity() * size_of::<u32>()
+            + self.bytes.capacity()
+            + self.offsets.capacity() * size_of::<usize>()
+    }
+}
+
+/// Union-find over dense ids, with path compression and union by size.
+pub struct UnionFind {
+    parent: Vec<u32>,
+    size: Vec<u32>,
+}
+
+impl UnionFind {
+    pub fn new(n: usize) -> Self {
+        Self {
+            parent: (0..n as u32).collect(),
+            size: vec![1; n],
+        }
+    }
+
+    /// The root of `x`'s set; compresses the path to it.
+    pub fn find(&mut self, x: u32) -> u32 {
+        let mut root = x;
+        while self.parent[root as usize] != root {
+            root = self.parent[root as usize];
+        }
+        let mut x = x;
+        while self.parent[x as usize] != root {
+            let next = self.parent[x as usize];
+            self.parent[x as usize] = root;
+            x = next;
+        }
+        root
+    }
+
+    /// Merges the sets of `a` and `b`; returns the new root.
+    pub fn union(&mut self, a: u32, b: u32) -> u32 {
+        let (mut a, mut b) = (self.find(a), self.find(b));
+        if a == b {
+            return a;
+        }
+        if self.size[a as usize] < self.size[b as usize] {
+            std::mem::swap(&mut a, &mut b);
+        }
+        self.parent[b as usize] = a;
+        self.size[a as usize] += self.size[b as usize];
+        a
+    }
+
+    /// Size of the set whose root is `root`.
+    pub fn root_size(&self, root: u32) -> u32 {
+        self.size[root as usize]
+    }
+}
+
+/// Accumulates input rows.
+pub struct IdentityGraphBuilder {
+    records: ByteInterner,
+    identifiers: IdentifierInterner,
+    /// `(identifier << 32) | record`
+    links: Vec<u64>,
+    rows: u64,
+}
+
+impl Default for IdentityGraphBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IdentityGraphBuilder {
+    pub fn new() -> Self {
+        Self {
+            records: ByteInterner::new(),
+            identifiers: IdentifierInterner::new(),
+            links: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    /// Adds one input row. A NULL `record_id` ignores the row; a NULL
+    /// `id_type`, or a NULL or empty `id_value`, registers the record
+    /// without linking it.
+    pub fn add_row(
+        &mut self,
+        record_id: Option<&[u8]>,
+        id_type: Option<&[u8]>,
+        id_value: Option<&[u8]>,
+    ) {
+        let Some(record_id) = record_id else {
+            return;
+        };
+        self.rows += 1;
+        let record = self.records.intern(record_id);
+        if let (Some(id_type), Some(id_value)) = (id_type, id_value)
+            && !id_value.is_empty()
+        {
+            let identifier = self.identifiers.intern(id_type, id_value);
+            self.links.push(((identifier as u64) << 32) | record as u64);
+        }
+    }
+
+    /// Rows added so far (NULL record ids excluded).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Approximate heap memory in use, in bytes.
+    pub fn memory_size(&self) -> usize {
+        self.records.memory_size()
+            + self.identifiers.memory_size()
+            + self.links.capacity() * size_of::<u64>()
+    }
+
+    /// Computes the connected components.
+    pub fn finish(self, max_records_per_identifier: u64) -> IdentityGraph {
+        let Self {
+            records,
+            identifiers,
+            mut links,
+            ..
+        } = self;
+        links.sort_unstable();
+        links.dedup();
+
+        let mut uf = UnionFind::new(records.len());
+        let mut dropped = Vec::new();
+        let mut kept_identifiers = 0u64;
+        let mut start = 0;
+        while start < links.len() {
+            let identifier = (links[start] >> 32) as u32;
+            let mut end = start + 1;
+            while end < links.len() && (links[end] >> 32) as u32 == identifier {
+                end += 1;
+            }
+            let count = (end - start) as u64;
+            if count > max_records_per_identifier {
+                dropped.push((identifier, count));
+            } else {
+                kept_identifiers += 1;
+                let first = links[start] as u32;
+                for link in &links[start + 1..end] {
+                    uf.union(first, *link as u32);
+                }
+            }
+            start = end;
+        }
+        drop(links);
+
+        // The person of a component is its smallest record id (byte order).
+        let n = records.len();
+        let mut smallest = vec![u32::MAX; n];
+        let mut root_of = vec![0u32; n];
+        for r in 0..n as u32 {
+            let root = uf.find(r);
+            root_of[r as usize] = root;
+            let best = &mut smallest[root as usize];
+            if *best == u32::MAX || records.get(r) < records.get(*best) {
+                *best = r;
+            }
+        }
+        let mut person = Vec::with_capacity(n);
+        let mut cluster_size = Vec::with_capacity(n);
+        for root in root_of {
+            person.push(smallest[root as usize]);
+            cluster_size.push(uf.root_size(root));
+        }
+        IdentityGraph {
+            records,
+            identifiers,
+            person,
+            cluster_size,
+            dropped,
+            kept_identifiers,
+        }
+    }
+}
+
+/// The result of identity stitching.
+pub struct IdentityGraph {
+    records: ByteInterner,
+    identifiers: IdentifierInterner,
+    person: Vec<u32>,
+    cluster_size: Vec<u32>,
+    dropped: Vec<(u32, u64)>,
+    kept_identifiers: u64,
+}
+
+impl IdentityGraph {
+    /// Number of distinct records.
+    pub fn num_records(&self) -> usize {
+        self.person.len()
+    }
+
+    /// `(record_id, person_id, cluster_size)` of the `i`-th distinct record
+    /// (records are numbered in order of first appearance).
+    pub fn record(&self, i: usize) -> (&[u8], &[u8], u64) {
+        (
+            self.records.get(i as u32),
+            self.records.get(self.person[i]),
+            self.cluster_size[i] as u64,
+        )
+    }
+
+    /// Number of identifiers dropped by the over-merge guard.
+    pub fn num_dropped(&self) -> usize {
+        self.dropped.len()
+    }
+
+    /// `(id_type, id_value, record_count)` of the `i`-th dropped identifier.
+    pub fn dropped(&self, i: usize) -> (&[u8], &[u8], u64) {
+        let (identifier, count) = self.dropped[i];
+        let (t, v) = self.identifiers.get(identifier);
+        (t, v, count)
+    }
+
+    /// Number of distinct usable identifiers.
+    pub fn num_identifiers(&self) -> usize {
+        self.identifiers.len()
+    }
+
+    /// Number of identifiers that were used as links.
+    pub fn num_kept_identifiers(&self) -> u64 {
+        self.kept_identifiers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+    use rand::rngs::StdRng;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    type Row = (Option<String>, Option<String>, Option<String>);
+    /// record -> (person, cluster size), and the dropped identifiers
+    type Stitched = (
+        BTreeMap<String, (String, u64)>,
+        BTreeSet<(String, String, u64)>,
+    );
+
+    /// Naive reference: adjacency lists between records, BFS per component.
+    fn reference(rows: &[Row], max: u64) -> Stitched {
+        let mut records: BTreeSet<String> = BTreeSet::new();
+        let mut by_identifier: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
+        for (r, t, v) in rows {
+            let Some(r) = r else { continue };
+            records.insert(r.clone());
+            if let (Some(t), Some(v)) = (t, v)
+                && !v.is_empty()
+            {
+                by_identifier
+                    .entry((t.clone(), v.clone()))
+                    .or_default()
+                    .insert(r.clone());
+            }
+        }
+        let mut adjacency: HashMap<String, Vec<String>> = HashMap::new();
+        let mut dropped = BTreeSet::new();
+        for ((t, v), members) in &by_identifier {
+            if members.len() as u64 > max {
+                dropped.insert((t.clone(), v.clone(), members.len() as u64));
+                continue;
+            }
+            let members: Vec<&String> = members.iter().collect();
+            for a in &members {
+                for b in &members {
+                    if a != b {
+                        adjacency
+                            .entry((*a).clone())
+                            .or_default()
+                            .push((*b).clone());
+                    }
+                }
+            }
+        }
+        let mut result = BTreeMap::new();
+        for start in &records {
+            if result.contains_key(start) {
+                continue;
+            }
+            let mut seen = BTreeSet::from([start.clone()]);
+            let mut queue = VecDeque::from([start.clone()]);
+            while let Some(x) = queue.pop_front() {
+                for y in adjacency.get(&x).into_iter().flatten() {
+                    if seen.insert(y.clone()) {
+                        queue.push_back(y.clone());
+                    }
+                }
+            }
+            let person = seen.iter().next().unwrap().clone();
+            for m in &seen {
+                result.insert(m.clone(), (person.clone(), seen.len() as u64));
+            }
+        }
+        (result, dropped)
+    }
+
+    fn run(rows: &[Row], max: u64) -> Stitched {
+        let mut b = IdentityGraphBuilder::new();
+        for (r, t, v) in rows {
+            b.add_row(
+                r.as_deref().map(str::as_bytes),
+                t.as_deref().map(str::as_bytes),
+                v.as_deref().map(str::as_bytes),
+            );
+        }
+        let g = b.finish(max);
+        let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        let mut out = BTreeMap::new();
+        for i in 0..g.num_records() {
+            let (r, p, c) = g.record(i);
+            assert!(out.insert(s(r), (s(p), c)).is_none(), "duplicate record");
+        }
+        let dropped = (0..g.num_dropped())
+            .map(|i| {
+                let (t, v, c) = g.dropped(i);
+                (s(t), s(v), c)
+            })
+            .collect();
+        (out, dropped)
+    }
+
+    fn row(r: &str, t: &str, v: &str) -> Row {
+        (Some(r.into()), Some(t.into()), Some(v.into()))
+    }
+
+    #[test]
+    fn small_example() {
+        let rows = vec![
+            row("r3", "email", "a@x.com"),
+            row("r1", "email", "a@x.com"),
+            row("r1", "phone", "+331"),
+            row("r7", "phone", "+331"),
+            row("r9", "email", "z@x.com"),
+            (Some("r5".into()), Some("email".into()), None),
+            row("r6", "email", ""),
+            (None, Some("email".into()), Some("a@x.com".into())),
+            // same value, different type: no link with r1/r3
+            row("r8", "phone", "a@x.com"),
+        ];
+        let (out, dropped) = run(&rows, 100);
+        let expected: BTreeMap<String, (String, u64)> = [
+            ("r1", "r1", 3),
+            ("r3", "r1", 3),
+            ("r7", "r1", 3),
+            ("r9", "r9", 1),
+            ("r5", "r5", 1),
+            ("r6", "r6", 1),
+            ("r8", "r8", 1),
+        ]
+        .into_iter()
+        .map(|(a, b, c)| (a.to_string(), (b.to_string(), c)))
+        .collect();
+        assert_eq!(out, expected);
+        assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn over_merge_guard_counts_distinct_records() {
+        let mut rows = vec![];
+        for i in 0..4 {
+            rows.push(row(&format!("r{i}"), "device", "shared"));
+            // duplicates do not count twice
+            rows.push(row(&format!("r{i}"), "device", "shared"));
+        }
+        rows.push(row("r0", "email", "e"));
+        rows.push(row("r1", "email", "e"));
+        let (out, dropped) = run(&rows, 3);
+        assert_eq!(
+            dropped,
+            BTreeSet::from([("device".into(), "shared".into(), 4)])
+        );
+        assert_eq!(out["r0"], ("r0".into(), 2));
+        assert_eq!(out["r1"], ("r0".into(), 2));
+        assert_eq!(out["r2"], ("r2".into(), 1));
+        let (out, dropped) = run(&rows, 4);
+        assert!(dropped.is_empty());
+        assert_eq!(out["r3"], ("r0".into(), 4));
+    }
+
+    #[test]
+    fn empty_input() {
+        let (out, dropped) = run(&[], 100);
+        assert!(out.is_empty() && dropped.is_empty());
+    }
+
+    #[test]
+    fn byte_order_and_unicode() {
+        let rows = vec![
+            row("b", "k", "1"),
+            row("B", "k", "1"),
+            row("é", "k", "1"),
+            row("aa", "k", "1"),
+        ];
+        let (out, _) = run(&rows, 100);
+        // 'B' (0x42) < 'aa' (0x61) < 'b' < 'é' (0xC3)
+        assert!(out.values().all(|(p, c)| p == "B" && *c == 4));
+    }
+
+    #[test]
+    fn long_chain() {
+        let n = 200_000;
+        let mut rows = Vec::with_capacity(2 * n);
+        for i in 0..n {
+            rows.push(row(&format!("rec{i:07}"), "link", &i.to_string()));
+            rows.push(row(&format!("rec{:07}", i + 1), "link", &i.to_string()));
+        }
+        rows.reverse();
+        let (out, _) = run(&rows, 2);
+        assert_eq!(out.len(), n + 1);
+        assert!(
+            out.values()
+                .all(|(p, c)| p == "rec0000000" && *c == (n + 1) as u64)
+        );
+    }
+
+    fn random_rows(rng: &mut StdRng, records: usize, rows: usize) -> Vec<Row> {
+        let types = ["email", "phone", "device", "cookie"];
+        let mut out = Vec::with_capacity(rows + records);
+        for _ in 0..rows {
+            let r = rng.random_range(0..records);
+            let record = if rng.random_ratio(1, 50) {
+                None
+            } else {
+                Some(format!("r{r}"))
+            };
+            let t = if rng.random_ratio(1, 80) {
+                None
+            } else {
+                Some(types[rng.random_range(0..types.len())].to_string())
+            };
+            let v = match rng.random_range(0..100) {
+                0..3 => None,
+                3..5 => Some(String::new()),
+                // a few hub values shared by many records
+                5..8 => Some("hub".to_string()),
+                _ => Some(format!("v{}", rng.random_range(0..records))),
+            };
+            out.push((record, t, v));
+        }
+        // long chain
+        for i in 0..records / 10 {
+            out.push(row(&format!("c{i}"), "chain", &format!("x{i}")));
+            out.push(row(&format!("c{}", i + 1), "chain", &format!("x{i}")));
+        }
+        // star
+        for i in 0..records / 20 {
+            out.push(row(&format!("s{i}"), "email", "star@example.com"));
+            out.push(row("star-center", "device", &format!("d{i}")));
+            out.push(row(&format!("s{i}"), "device", &format!("d{i}")));
+        }
+        // self links and duplicates
+        for i in 0..records / 10 {
+            out.push(row(&format!("r{i}"), "email", &format!("self{i}")));
+            out.push(row(&format!("r{i}"), "email", &format!("self{i}")));
+        }
+        out
+    }
+
+    #[test]
+    fn random_graphs_match_reference_and_are_order_independent() {
+        let mut rng = StdRng::seed_from_u64(42);
+        for (records, rows, max) in [
+            (10, 30, 100),
+            (50, 200, 3),
+            (300, 600, 5),
+            (2_000, 3_000, 10),
+            (1_000, 5_000, 1),
+        ] {
+            let mut input = random_rows(&mut rng, records, rows);
+            let expected = reference(&input, max);
+            let got = run(&input, max);
+            assert_eq!(got, expected, "records={records} rows={rows} max={max}");
+            input.shuffle(&mut rng);
+            assert_eq!(run(&input, max), expected, "shuffled");
+        }
+    }
+
+    #[test]
+    fn union_find_basics() {
+        let mut uf = UnionFind::new(6);
+        uf.union(0, 1);
+        uf.union(2, 3);
+        uf.union(1, 3);
+        assert_eq!(uf.find(0), uf.find(2));
+        assert_ne!(uf.find(0), uf.find(4));
+        let root = uf.find(3);
+        assert_eq!(uf.root_size(root), 4);
+        assert_eq!(uf.union(5, 5), 5);
+    }
+}
