@@ -16,9 +16,9 @@ use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
-use datafusion::prelude::SessionContext;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
-use seglake_engine::{Engine, Outcome, Session, DEFAULT_CATALOG, DEFAULT_SCHEMA};
+use datafusion::prelude::SessionContext;
+use seglake_engine::{DEFAULT_CATALOG, DEFAULT_SCHEMA, Engine, Outcome, Session};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +79,16 @@ fn cell(array: &dyn Array, row: usize) -> Result<String, SltError> {
             format_float(v as f64)
         }
         _ => {
-            let f = ArrayFormatter::try_new(array, &FormatOptions::default()).map_err(|e| SltError(e.to_string()))?;
+            let f = ArrayFormatter::try_new(array, &FormatOptions::default())
+                .map_err(|e| SltError(e.to_string()))?;
             f.value(row).to_string()
         }
     };
-    Ok(if text.is_empty() { "(empty)".into() } else { text })
+    Ok(if text.is_empty() {
+        "(empty)".into()
+    } else {
+        text
+    })
 }
 
 fn format_float(v: f64) -> String {
@@ -97,9 +102,17 @@ fn format_float(v: f64) -> String {
 
 fn to_output(batches: &[RecordBatch]) -> Result<DBOutput<DefaultColumnType>, SltError> {
     let Some(first) = batches.first() else {
-        return Ok(DBOutput::Rows { types: vec![], rows: vec![] });
+        return Ok(DBOutput::Rows {
+            types: vec![],
+            rows: vec![],
+        });
     };
-    let types = first.schema().fields().iter().map(|f| column_type(f.data_type())).collect();
+    let types = first
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| column_type(f.data_type()))
+        .collect();
     let mut rows = vec![];
     for b in batches {
         for r in 0..b.num_rows() {
@@ -122,15 +135,18 @@ impl AsyncDB for Db {
     async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
         let err = |e: &dyn std::fmt::Display| SltError(e.to_string());
         match &self.target {
-            Target::Seglake(session) => match session.execute(sql, vec![]).await.map_err(|e| err(&e))? {
-                Outcome::Rows { stream, .. } => {
-                    let batches: Vec<RecordBatch> = datafusion::physical_plan::common::collect(stream)
-                        .await
-                        .map_err(|e| err(&e))?;
-                    to_output(&batches)
+            Target::Seglake(session) => {
+                match session.execute(sql, vec![]).await.map_err(|e| err(&e))? {
+                    Outcome::Rows { stream, .. } => {
+                        let batches: Vec<RecordBatch> =
+                            datafusion::physical_plan::common::collect(stream)
+                                .await
+                                .map_err(|e| err(&e))?;
+                        to_output(&batches)
+                    }
+                    Outcome::Done { .. } => Ok(DBOutput::StatementComplete(0)),
                 }
-                Outcome::Done { .. } => Ok(DBOutput::StatementComplete(0)),
-            },
+            }
             Target::DataFusion(ctx) => {
                 let df = ctx.sql(sql).await.map_err(|e| err(&e))?;
                 let batches = df.collect().await.map_err(|e| err(&e))?;
@@ -150,7 +166,9 @@ impl AsyncDB for Db {
 }
 
 fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
@@ -192,11 +210,19 @@ async fn main() {
     slt_files(&root, &mut files);
     let files: Vec<_> = files
         .into_iter()
-        .filter(|f| filter.as_ref().is_none_or(|p| f.to_string_lossy().contains(p.as_str())))
+        .filter(|f| {
+            filter
+                .as_ref()
+                .is_none_or(|p| f.to_string_lossy().contains(p.as_str()))
+        })
         .collect();
     let mut failed = 0;
     for file in &files {
-        let name = file.strip_prefix(&root).unwrap_or(file).display().to_string();
+        let name = file
+            .strip_prefix(&root)
+            .unwrap_or(file)
+            .display()
+            .to_string();
         let db = open_db(file).await;
         let mut runner = sqllogictest::Runner::new({
             let cell = Arc::new(std::sync::Mutex::new(Some(db)));

@@ -103,7 +103,12 @@ impl CatalogState {
             })
     }
 
-    pub fn create_schema(&mut self, name: &str, if_not_exists: bool, now: DateTime<Utc>) -> Result<()> {
+    pub fn create_schema(
+        &mut self,
+        name: &str,
+        if_not_exists: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         if name == SYSTEM_SCHEMA || name == "information_schema" {
             return Err(CatalogError::ReservedSchema(name.to_string()));
         }
@@ -126,7 +131,12 @@ impl CatalogState {
 
     /// Removes a schema; returns the tables it held (so that the caller can
     /// delete managed data after the catalog commit).
-    pub fn drop_schema(&mut self, name: &str, if_exists: bool, cascade: bool) -> Result<Vec<TableEntry>> {
+    pub fn drop_schema(
+        &mut self,
+        name: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<Vec<TableEntry>> {
         match self.schemas.get(name) {
             None if if_exists => Ok(vec![]),
             None => Err(CatalogError::SchemaNotFound(name.to_string())),
@@ -172,7 +182,12 @@ impl CatalogState {
         Ok(s.tables.insert(table.to_string(), entry))
     }
 
-    pub fn drop_table(&mut self, schema: &str, table: &str, if_exists: bool) -> Result<Option<TableEntry>> {
+    pub fn drop_table(
+        &mut self,
+        schema: &str,
+        table: &str,
+        if_exists: bool,
+    ) -> Result<Option<TableEntry>> {
         let removed = self
             .schemas
             .get_mut(schema)
@@ -225,8 +240,16 @@ mod tests {
             s.put_table("public", "t", entry(), false, false),
             Err(CatalogError::TableExists { .. })
         ));
-        assert!(s.put_table("public", "t", entry(), true, false).unwrap().is_none());
-        assert!(s.put_table("public", "t", entry(), false, true).unwrap().is_some());
+        assert!(
+            s.put_table("public", "t", entry(), true, false)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            s.put_table("public", "t", entry(), false, true)
+                .unwrap()
+                .is_some()
+        );
         assert!(matches!(
             s.put_table("nope", "t", entry(), false, false),
             Err(CatalogError::SchemaNotFound(_))
@@ -235,14 +258,26 @@ mod tests {
             s.put_table("system", "t", entry(), false, false),
             Err(CatalogError::ReservedSchema(_))
         ));
-        assert!(matches!(s.drop_schema("public", false, false), Err(CatalogError::SchemaNotEmpty(_))));
+        assert!(matches!(
+            s.drop_schema("public", false, false),
+            Err(CatalogError::SchemaNotEmpty(_))
+        ));
         assert!(s.drop_table("public", "t", false).unwrap().is_some());
         assert!(s.drop_table("public", "t", true).unwrap().is_none());
-        assert!(matches!(s.drop_table("public", "t", false), Err(CatalogError::TableNotFound { .. })));
+        assert!(matches!(
+            s.drop_table("public", "t", false),
+            Err(CatalogError::TableNotFound { .. })
+        ));
         s.create_schema("crm", false, now).unwrap();
-        assert!(matches!(s.create_schema("crm", false, now), Err(CatalogError::SchemaExists(_))));
+        assert!(matches!(
+            s.create_schema("crm", false, now),
+            Err(CatalogError::SchemaExists(_))
+        ));
         s.create_schema("crm", true, now).unwrap();
-        assert!(matches!(s.create_schema("system", true, now), Err(CatalogError::ReservedSchema(_))));
+        assert!(matches!(
+            s.create_schema("system", true, now),
+            Err(CatalogError::ReservedSchema(_))
+        ));
         assert_eq!(s.drop_schema("crm", false, false).unwrap().len(), 0);
     }
 }

@@ -56,7 +56,10 @@ impl CatalogStore {
             cached: Mutex::new(None),
         };
         if this.latest_version(None).await?.is_none() {
-            match this.write_version(1, &CatalogState::initial(Utc::now())).await {
+            match this
+                .write_version(1, &CatalogState::initial(Utc::now()))
+                .await
+            {
                 Ok(()) => info!(dir = %this.dir, "created a new catalog"),
                 // Another process created it first: fine.
                 Err(CatalogError::ObjectStore(object_store::Error::AlreadyExists { .. })) => {}
@@ -186,10 +189,15 @@ impl CatalogStore {
 
     /// Best-effort removal of versions older than `KEEP_VERSIONS`.
     async fn cleanup(&self, newest: u64) {
-        if newest <= KEEP_VERSIONS || newest % 10 != 0 {
+        if newest <= KEEP_VERSIONS || !newest.is_multiple_of(10) {
             return;
         }
-        let Ok(files) = self.store.list(Some(&self.dir)).try_collect::<Vec<_>>().await else {
+        let Ok(files) = self
+            .store
+            .list(Some(&self.dir))
+            .try_collect::<Vec<_>>()
+            .await
+        else {
             return;
         };
         for f in files {
@@ -217,14 +225,18 @@ mod tests {
         let s = c.current().await.unwrap();
         assert_eq!(s.version, 1);
         assert!(s.state.schemas.contains_key("public"));
-        c.update(|st| st.create_schema("crm", false, Utc::now())).await.unwrap();
+        c.update(|st| st.create_schema("crm", false, Utc::now()))
+            .await
+            .unwrap();
         // A second process sees the change.
         let c2 = open(dir.path()).await;
         let s2 = c2.current().await.unwrap();
         assert_eq!(s2.version, 2);
         assert!(s2.state.schemas.contains_key("crm"));
         // A failing change commits nothing.
-        let err = c2.update(|st| st.create_schema("crm", false, Utc::now())).await;
+        let err = c2
+            .update(|st| st.create_schema("crm", false, Utc::now()))
+            .await;
         assert!(matches!(err, Err(CatalogError::SchemaExists(_))));
         assert_eq!(c.current().await.unwrap().version, 2);
     }
@@ -259,9 +271,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = open(dir.path()).await;
         for i in 0..120 {
-            c.update(|st| st.create_schema(&format!("s{i}"), false, Utc::now())).await.unwrap();
+            c.update(|st| st.create_schema(&format!("s{i}"), false, Utc::now()))
+                .await
+                .unwrap();
         }
-        let files = std::fs::read_dir(dir.path().join("_seglake/catalog")).unwrap().count();
+        let files = std::fs::read_dir(dir.path().join("_seglake/catalog"))
+            .unwrap()
+            .count();
         assert!(files <= KEEP_VERSIONS as usize + 10, "{files} files kept");
         let s = open(dir.path()).await.current().await.unwrap();
         assert_eq!(s.version, 121);

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::ObjectStore;
 use url::Url;
 
 use crate::{CatalogError, Result};
@@ -31,8 +31,14 @@ impl S3Options {
             (AmazonS3ConfigKey::Endpoint, self.endpoint.clone()),
             (AmazonS3ConfigKey::Region, self.region.clone()),
             (AmazonS3ConfigKey::AccessKeyId, self.access_key_id.clone()),
-            (AmazonS3ConfigKey::SecretAccessKey, self.secret_access_key.clone()),
-            (AmazonS3ConfigKey::Client(object_store::ClientConfigKey::AllowHttp), self.allow_http.map(|b| b.to_string())),
+            (
+                AmazonS3ConfigKey::SecretAccessKey,
+                self.secret_access_key.clone(),
+            ),
+            (
+                AmazonS3ConfigKey::Client(object_store::ClientConfigKey::AllowHttp),
+                self.allow_http.map(|b| b.to_string()),
+            ),
         ];
         for (k, v) in opts {
             if let Some(v) = v {
@@ -77,7 +83,8 @@ impl Warehouse {
             }
             let store = s3.build(bucket)?;
             return Ok(Self {
-                store_url: Url::parse(&format!("s3://{bucket}/")).map_err(|e| invalid(&e.to_string()))?,
+                store_url: Url::parse(&format!("s3://{bucket}/"))
+                    .map_err(|e| invalid(&e.to_string()))?,
                 store,
                 root: Path::parse(prefix.trim_matches('/')).map_err(|e| invalid(&e.to_string()))?,
                 s3: s3.clone(),
@@ -89,7 +96,9 @@ impl Warehouse {
                 .to_file_path()
                 .map_err(|_| invalid("not a local file URL"))?
         } else if location.contains("://") {
-            return Err(invalid("only local paths, file:// and s3:// URLs are supported"));
+            return Err(invalid(
+                "only local paths, file:// and s3:// URLs are supported",
+            ));
         } else {
             PathBuf::from(location)
         };
@@ -155,7 +164,9 @@ impl Warehouse {
             return Err(invalid("empty location"));
         }
         let mut url = if location.contains("://") {
-            Url::parse(location).map_err(|e| invalid(&e.to_string()))?.to_string()
+            Url::parse(location)
+                .map_err(|e| invalid(&e.to_string()))?
+                .to_string()
         } else if location.starts_with('/') {
             Url::from_directory_path(location)
                 .map_err(|_| invalid("not an absolute path"))?
@@ -164,7 +175,8 @@ impl Warehouse {
             if location.split(['/', '\\']).any(|part| part == "..") {
                 return Err(invalid("'..' is not allowed in a relative location"));
             }
-            let rel = Path::parse(location.trim_matches('/')).map_err(|e| invalid(&e.to_string()))?;
+            let rel =
+                Path::parse(location.trim_matches('/')).map_err(|e| invalid(&e.to_string()))?;
             let mut p = self.root.clone();
             for part in rel.parts() {
                 p = p.join(part);
@@ -196,15 +208,23 @@ mod tests {
         assert!(wh_dir.is_dir(), "a missing local warehouse is created");
         let canon = wh_dir.canonicalize().unwrap();
         assert_eq!(w.url(), format!("file://{}/", canon.display()));
-        assert_eq!(w.resolve_location("demo/events").unwrap(), format!("file://{}/demo/events/", canon.display()));
+        assert_eq!(
+            w.resolve_location("demo/events").unwrap(),
+            format!("file://{}/demo/events/", canon.display())
+        );
         assert_eq!(w.resolve_location("/data/x").unwrap(), "file:///data/x/");
         assert_eq!(w.resolve_location("s3://b/k").unwrap(), "s3://b/k/");
         assert!(w.resolve_location("../etc").is_err());
         assert_eq!(
-            w.path_in_store(&w.resolve_location("demo/events").unwrap()).unwrap(),
+            w.path_in_store(&w.resolve_location("demo/events").unwrap())
+                .unwrap(),
             w.path(&["demo", "events"])
         );
-        let w2 = Warehouse::open(&format!("file://{}", canon.display()), &S3Options::default()).unwrap();
+        let w2 = Warehouse::open(
+            &format!("file://{}", canon.display()),
+            &S3Options::default(),
+        )
+        .unwrap();
         assert_eq!(w2.url(), w.url());
         assert!(Warehouse::open("gs://x", &S3Options::default()).is_err());
     }
@@ -221,7 +241,10 @@ mod tests {
         let w = Warehouse::open("s3://bucket/some/prefix/", &opts).unwrap();
         assert_eq!(w.store_url().as_str(), "s3://bucket/");
         assert_eq!(w.url(), "s3://bucket/some/prefix/");
-        assert_eq!(w.resolve_location("t").unwrap(), "s3://bucket/some/prefix/t/");
+        assert_eq!(
+            w.resolve_location("t").unwrap(),
+            "s3://bucket/some/prefix/t/"
+        );
         assert!(Warehouse::open("s3:///x", &opts).is_err());
     }
 }

@@ -13,9 +13,11 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::{DataFusionError, Result};
-use seglake_catalog::{Snapshot, TableEntry, TableFormat, SYSTEM_SCHEMA};
+use seglake_catalog::{SYSTEM_SCHEMA, Snapshot, TableEntry, TableFormat};
 
 use crate::system::SystemSchema;
 
@@ -27,7 +29,11 @@ pub struct SnapshotCatalog {
 }
 
 impl SnapshotCatalog {
-    pub fn new(snapshot: Arc<Snapshot>, parquet: TableParquetOptions, system: Arc<SystemSchema>) -> Self {
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        parquet: TableParquetOptions,
+        system: Arc<SystemSchema>,
+    ) -> Self {
         Self {
             snapshot,
             parquet,
@@ -83,7 +89,10 @@ impl SchemaProvider for SnapshotSchema {
 
 /// Builds the DataFusion table for a catalog entry, using the schema the
 /// catalog recorded (no file is read until the table is scanned).
-pub fn table_provider(entry: &TableEntry, parquet: &TableParquetOptions) -> Result<Arc<dyn TableProvider>> {
+pub fn table_provider(
+    entry: &TableEntry,
+    parquet: &TableParquetOptions,
+) -> Result<Arc<dyn TableProvider>> {
     match entry.format {
         TableFormat::Parquet => {
             let format = ParquetFormat::default().with_options(parquet.clone());
@@ -113,7 +122,10 @@ pub fn validate_schema(schema: &Schema) -> Result<()> {
             return Err(DataFusionError::Plan("empty column name".into()));
         }
         if seen.insert(f.name().to_lowercase(), ()).is_some() {
-            return Err(DataFusionError::Plan(format!("duplicate column name '{}'", f.name())));
+            return Err(DataFusionError::Plan(format!(
+                "duplicate column name '{}'",
+                f.name()
+            )));
         }
     }
     Ok(())

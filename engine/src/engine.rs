@@ -6,8 +6,8 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::TableReference;
 use datafusion::common::{ParamValues, ScalarValue, SchemaReference};
-use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTableUrl};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
@@ -15,15 +15,15 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{CreateExternalTable, DdlStatement, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use seglake_catalog::{
-    CatalogStore, PartitionColumn, S3Options, Snapshot, TableEntry, TableFormat, TableKind, Warehouse,
-    DEFAULT_CATALOG, DEFAULT_SCHEMA,
+    CatalogStore, DEFAULT_CATALOG, DEFAULT_SCHEMA, PartitionColumn, S3Options, Snapshot,
+    TableEntry, TableFormat, TableKind, Warehouse,
 };
 use tracing::{debug, info, warn};
 
-use crate::catalog_provider::{validate_schema, SnapshotCatalog};
+use crate::catalog_provider::{SnapshotCatalog, validate_schema};
 use crate::sql::rewrite_placeholders;
 use crate::system::SystemSchema;
 use crate::{EngineError, Result};
@@ -100,7 +100,10 @@ impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Rows { schema, .. } => f.debug_struct("Rows").field("schema", schema).finish(),
-            Self::Done { rows_affected } => f.debug_struct("Done").field("rows_affected", rows_affected).finish(),
+            Self::Done { rows_affected } => f
+                .debug_struct("Done")
+                .field("rows_affected", rows_affected)
+                .finish(),
         }
     }
 }
@@ -329,15 +332,23 @@ impl Session {
                             .downcast_ref::<arrow::array::UInt64Array>()
                             .map(|a| a.value(0))
                     });
-                Ok(Outcome::Done { rows_affected: count })
+                Ok(Outcome::Done {
+                    rows_affected: count,
+                })
             }
             LogicalPlan::Copy(_) => Err(EngineError::Unsupported(
                 "COPY is not supported: query the data through Flight SQL instead".into(),
             )),
             other => {
                 // SET and other session statements.
-                self.ctx.execute_logical_plan(other).await?.collect().await?;
-                Ok(Outcome::Done { rows_affected: None })
+                self.ctx
+                    .execute_logical_plan(other)
+                    .await?
+                    .collect()
+                    .await?;
+                Ok(Outcome::Done {
+                    rows_affected: None,
+                })
             }
         }
     }
@@ -391,7 +402,9 @@ impl Session {
                 )));
             }
         }
-        Ok(Outcome::Done { rows_affected: None })
+        Ok(Outcome::Done {
+            rows_affected: None,
+        })
     }
 
     async fn create_external_table(&self, cmd: CreateExternalTable) -> Result<()> {
@@ -414,7 +427,9 @@ impl Session {
             )));
         }
         let [location] = cmd.locations.as_slice() else {
-            return Err(EngineError::Unsupported("exactly one LOCATION is supported".into()));
+            return Err(EngineError::Unsupported(
+                "exactly one LOCATION is supported".into(),
+            ));
         };
         let (schema_name, table) = self.resolve_table_name(&cmd.name)?;
         let location = self.engine.warehouse.resolve_location(location)?;
@@ -440,7 +455,8 @@ impl Session {
             .collect();
         let file_schema = if declared_file_fields.is_empty() {
             let state = self.ctx.state();
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
             let url = ListingTableUrl::parse(&location)?;
             let inferred = options.infer_schema(&state, &url).await.map_err(|e| {
                 EngineError::InvalidArgument(format!(
@@ -472,7 +488,13 @@ impl Session {
         self.engine
             .catalog_store()
             .update(|st| {
-                st.put_table(&schema_name, &table, entry.clone(), cmd.if_not_exists, cmd.or_replace)
+                st.put_table(
+                    &schema_name,
+                    &table,
+                    entry.clone(),
+                    cmd.if_not_exists,
+                    cmd.or_replace,
+                )
             })
             .await?;
         info!(user = %self.user, table = %format!("{schema_name}.{table}"), %location, "external table registered");
@@ -490,7 +512,9 @@ impl Session {
                     warn!(location = %entry.location, error = %e, "could not delete dropped table data");
                 }
             }
-            Err(e) => warn!(location = %entry.location, error = %e, "could not delete dropped table data"),
+            Err(e) => {
+                warn!(location = %entry.location, error = %e, "could not delete dropped table data")
+            }
         }
     }
 
@@ -505,7 +529,13 @@ impl Session {
     }
 
     fn default_schema(&self) -> String {
-        self.ctx.state().config().options().catalog.default_schema.clone()
+        self.ctx
+            .state()
+            .config()
+            .options()
+            .catalog
+            .default_schema
+            .clone()
     }
 
     /// `schema` or `catalog.schema` as written in CREATE SCHEMA.
@@ -523,8 +553,14 @@ impl Session {
     pub fn resolve_table_name(&self, name: &TableReference) -> Result<(String, String)> {
         match name {
             TableReference::Bare { table } => Ok((self.default_schema(), table.to_string())),
-            TableReference::Partial { schema, table } => Ok((schema.to_string(), table.to_string())),
-            TableReference::Full { catalog, schema, table } => {
+            TableReference::Partial { schema, table } => {
+                Ok((schema.to_string(), table.to_string()))
+            }
+            TableReference::Full {
+                catalog,
+                schema,
+                table,
+            } => {
                 self.check_catalog(catalog)?;
                 Ok((schema.to_string(), table.to_string()))
             }
@@ -545,9 +581,10 @@ pub(crate) async fn delete_prefix(store: &dyn ObjectStore, prefix: &Path) -> Res
 
 fn classify(plan: &LogicalPlan) -> StatementKind {
     match plan {
-        LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_) => {
-            StatementKind::Command
-        }
+        LogicalPlan::Ddl(_)
+        | LogicalPlan::Dml(_)
+        | LogicalPlan::Copy(_)
+        | LogicalPlan::Statement(_) => StatementKind::Command,
         _ => StatementKind::Query,
     }
 }
@@ -593,7 +630,10 @@ fn cast_params(values: Vec<ScalarValue>, expected: &Schema) -> Result<Vec<Scalar
         .zip(expected.fields())
         .map(|(v, f)| {
             let target = f.data_type();
-            if target == &DataType::Null || &v.data_type() == target || v.is_null() && target.is_nested() {
+            if target == &DataType::Null
+                || &v.data_type() == target
+                || v.is_null() && target.is_nested()
+            {
                 Ok(v)
             } else if v.is_null() {
                 Ok(ScalarValue::try_from(target)?)
@@ -654,7 +694,8 @@ impl Session {
             let col = |i: usize| arrow::array::AsArray::as_string::<i32>(batch.column(i));
             let (cat, sch, name, ty) = (col(0), col(1), col(2), col(3));
             for row in 0..batch.num_rows() {
-                let reference = TableReference::full(cat.value(row), sch.value(row), name.value(row));
+                let reference =
+                    TableReference::full(cat.value(row), sch.value(row), name.value(row));
                 let arrow_schema = if with_schema {
                     self.ctx.table_provider(reference).await?.schema()
                 } else {
@@ -664,7 +705,11 @@ impl Session {
                     catalog: cat.value(row).to_string(),
                     schema: sch.value(row).to_string(),
                     name: name.value(row).to_string(),
-                    table_type: if ty.value(row) == "VIEW" { "VIEW" } else { "TABLE" },
+                    table_type: if ty.value(row) == "VIEW" {
+                        "VIEW"
+                    } else {
+                        "TABLE"
+                    },
                     arrow_schema,
                 });
             }
@@ -685,25 +730,38 @@ impl Engine {
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<Option<crate::demo::DemoSummary>> {
         let snapshot = self.catalog().await?;
-        if !force && snapshot.state.schemas.values().any(|s| !s.tables.is_empty()) {
+        if !force
+            && snapshot
+                .state
+                .schemas
+                .values()
+                .any(|s| !s.tables.is_empty())
+        {
             return Ok(None);
         }
         let root = self.warehouse.path(&["demo"]);
         // A re-run replaces the previous demo files.
         delete_prefix(self.warehouse.store().as_ref(), &root).await?;
-        let summary = crate::demo::generate(self.warehouse.store(), &root, options, progress).await?;
+        let summary =
+            crate::demo::generate(self.warehouse.store(), &root, options, progress).await?;
         let now = chrono::Utc::now();
-        let table = |name: &str, schema: SchemaRef, partition_columns: Vec<PartitionColumn>| TableEntry {
-            location: self.warehouse.dir_url(&self.warehouse.path(&["demo", name])),
-            format: TableFormat::Parquet,
-            kind: TableKind::External,
-            file_schema: schema.as_ref().clone(),
-            partition_columns,
-            created_at: now,
-            comment: Some(format!("Seglake demo data ({name})")),
-        };
+        let table =
+            |name: &str, schema: SchemaRef, partition_columns: Vec<PartitionColumn>| TableEntry {
+                location: self
+                    .warehouse
+                    .dir_url(&self.warehouse.path(&["demo", name])),
+                format: TableFormat::Parquet,
+                kind: TableKind::External,
+                file_schema: schema.as_ref().clone(),
+                partition_columns,
+                created_at: now,
+                comment: Some(format!("Seglake demo data ({name})")),
+            };
         let tables = [
-            ("profiles", table("profiles", crate::demo::profiles_schema(), vec![])),
+            (
+                "profiles",
+                table("profiles", crate::demo::profiles_schema(), vec![]),
+            ),
             (
                 "events",
                 table(
@@ -715,7 +773,10 @@ impl Engine {
                     }],
                 ),
             ),
-            ("identifiers", table("identifiers", crate::demo::identifiers_schema(), vec![])),
+            (
+                "identifiers",
+                table("identifiers", crate::demo::identifiers_schema(), vec![]),
+            ),
         ];
         self.catalog
             .update(|st| {
@@ -725,7 +786,11 @@ impl Engine {
                 Ok(())
             })
             .await?;
-        info!(profiles = summary.profiles, events = summary.events, "demo warehouse installed");
+        info!(
+            profiles = summary.profiles,
+            events = summary.events,
+            "demo warehouse installed"
+        );
         Ok(Some(summary))
     }
 }

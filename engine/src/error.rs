@@ -64,8 +64,12 @@ impl EngineError {
         match self {
             Self::DataFusion(e) => datafusion_kind(e),
             Self::Catalog(e) => match e {
-                CatalogError::SchemaNotFound(_) | CatalogError::TableNotFound { .. } => ErrorKind::NotFound,
-                CatalogError::SchemaExists(_) | CatalogError::TableExists { .. } => ErrorKind::AlreadyExists,
+                CatalogError::SchemaNotFound(_) | CatalogError::TableNotFound { .. } => {
+                    ErrorKind::NotFound
+                }
+                CatalogError::SchemaExists(_) | CatalogError::TableExists { .. } => {
+                    ErrorKind::AlreadyExists
+                }
                 CatalogError::InvalidLocation(..)
                 | CatalogError::SchemaNotEmpty(_)
                 | CatalogError::ReservedSchema(_) => ErrorKind::InvalidArgument,
@@ -106,11 +110,15 @@ fn datafusion_kind(e: &DataFusionError) -> ErrorKind {
         DataFusionError::SchemaError(..) => ErrorKind::InvalidArgument,
         DataFusionError::NotImplemented(_) => ErrorKind::Unimplemented,
         DataFusionError::ResourcesExhausted(_) => ErrorKind::ResourceExhausted,
-        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => ErrorKind::InvalidArgument,
+        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
+            ErrorKind::InvalidArgument
+        }
         DataFusionError::ObjectStore(e) => object_store_kind(e),
         DataFusionError::IoError(_) => ErrorKind::Unavailable,
         DataFusionError::Configuration(_) => ErrorKind::InvalidArgument,
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => datafusion_kind(inner),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            datafusion_kind(inner)
+        }
         DataFusionError::Shared(inner) => datafusion_kind(inner),
         DataFusionError::External(inner) => match inner.downcast_ref::<EngineError>() {
             Some(engine) => engine.kind(),
@@ -119,7 +127,10 @@ fn datafusion_kind(e: &DataFusionError) -> ErrorKind {
                 None => ErrorKind::Internal,
             },
         },
-        DataFusionError::Collection(errs) => errs.first().map(datafusion_kind).unwrap_or(ErrorKind::Internal),
+        DataFusionError::Collection(errs) => errs
+            .first()
+            .map(datafusion_kind)
+            .unwrap_or(ErrorKind::Internal),
         _ => ErrorKind::Internal,
     }
 }

@@ -17,9 +17,9 @@ use arrow::compute::cast;
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::TableReference;
 use futures::{Stream, StreamExt};
+use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::ObjectStore;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -53,16 +53,28 @@ pub(crate) fn writer_properties() -> WriterProperties {
 impl Session {
     /// Ingests a stream of batches into `table` and returns the number of
     /// rows written. `schema` is the stream's schema.
-    pub async fn ingest<S>(&self, table: &TableReference, mode: IngestMode, schema: SchemaRef, batches: S) -> Result<u64>
+    pub async fn ingest<S>(
+        &self,
+        table: &TableReference,
+        mode: IngestMode,
+        schema: SchemaRef,
+        batches: S,
+    ) -> Result<u64>
     where
         S: Stream<Item = Result<RecordBatch>> + Send + Unpin,
     {
         let (schema_name, table_name) = self.resolve_table_name(table)?;
         if schema_name == seglake_catalog::SYSTEM_SCHEMA {
-            return Err(EngineError::InvalidArgument("the system schema is read-only".into()));
+            return Err(EngineError::InvalidArgument(
+                "the system schema is read-only".into(),
+            ));
         }
         let snapshot = self.engine().catalog().await?;
-        let existing = snapshot.state.table(&schema_name, &table_name).ok().cloned();
+        let existing = snapshot
+            .state
+            .table(&schema_name, &table_name)
+            .ok()
+            .cloned();
         let qualified = format!("{schema_name}.{table_name}");
         match (mode, existing) {
             (IngestMode::Create, Some(_)) => Err(EngineError::AlreadyExists(format!(
@@ -76,7 +88,8 @@ impl Session {
             }
             (IngestMode::Create | IngestMode::CreateAppend | IngestMode::Replace, None)
             | (IngestMode::Replace, Some(_)) => {
-                self.create_generation(&schema_name, &table_name, mode, schema, batches).await
+                self.create_generation(&schema_name, &table_name, mode, schema, batches)
+                    .await
             }
         }
     }
@@ -94,7 +107,9 @@ impl Session {
     {
         let engine = self.engine();
         if engine.catalog().await?.state.schema(schema_name).is_err() {
-            return Err(EngineError::NotFound(format!("schema '{schema_name}' not found")));
+            return Err(EngineError::NotFound(format!(
+                "schema '{schema_name}' not found"
+            )));
         }
         let file_schema = Arc::new(Schema::new(schema.fields().clone()));
         crate::catalog_provider::validate_schema(&file_schema)?;
@@ -103,7 +118,9 @@ impl Session {
             .warehouse()
             .path(&["tables", schema_name, table_name, &generation]);
         let store = engine.warehouse().store();
-        let file = dir.clone().join(format!("part-{generation}.parquet").as_str());
+        let file = dir
+            .clone()
+            .join(format!("part-{generation}.parquet").as_str());
         let rows = match write_parquet(Arc::clone(&store), &file, &file_schema, batches).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -144,7 +161,13 @@ impl Session {
         }
     }
 
-    async fn append<S>(&self, qualified: &str, entry: &TableEntry, schema: SchemaRef, batches: S) -> Result<u64>
+    async fn append<S>(
+        &self,
+        qualified: &str,
+        entry: &TableEntry,
+        schema: SchemaRef,
+        batches: S,
+    ) -> Result<u64>
     where
         S: Stream<Item = Result<RecordBatch>> + Send + Unpin,
     {
@@ -156,7 +179,9 @@ impl Session {
         let target = Arc::new(entry.file_schema.clone());
         check_append_schema(qualified, &schema, &target)?;
         let (store, dir) = self.engine().store_for(&entry.location)?;
-        let file = dir.clone().join(format!("part-{}.parquet", uuid::Uuid::now_v7()).as_str());
+        let file = dir
+            .clone()
+            .join(format!("part-{}.parquet", uuid::Uuid::now_v7()).as_str());
         let casted = batches.map(|b| {
             let b = b?;
             let columns = b
@@ -180,7 +205,12 @@ impl Session {
 }
 
 fn check_append_schema(qualified: &str, incoming: &Schema, target: &Schema) -> Result<()> {
-    let names = |s: &Schema| s.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
+    let names = |s: &Schema| {
+        s.fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>()
+    };
     if names(incoming) != names(target) {
         return Err(EngineError::InvalidArgument(format!(
             "cannot append to '{qualified}': columns {:?} do not match the table's {:?}",
@@ -189,7 +219,9 @@ fn check_append_schema(qualified: &str, incoming: &Schema, target: &Schema) -> R
         )));
     }
     for (i, t) in incoming.fields().iter().zip(target.fields()) {
-        if i.data_type() != t.data_type() && !arrow::compute::can_cast_types(i.data_type(), t.data_type()) {
+        if i.data_type() != t.data_type()
+            && !arrow::compute::can_cast_types(i.data_type(), t.data_type())
+        {
             return Err(EngineError::InvalidArgument(format!(
                 "cannot append to '{qualified}': column '{}' is {} but the table has {}",
                 i.name(),

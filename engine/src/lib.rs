@@ -13,7 +13,7 @@ mod system;
 pub use engine::{Engine, EngineConfig, Outcome, Prepared, Session, StatementKind, TableInfo};
 pub use error::{EngineError, ErrorKind, Result};
 pub use ingest::IngestMode;
-pub use seglake_catalog::{S3Options, DEFAULT_CATALOG, DEFAULT_SCHEMA, SYSTEM_SCHEMA};
+pub use seglake_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, S3Options, SYSTEM_SCHEMA};
 
 /// Re-exported so that callers use the exact versions the engine uses.
 pub use datafusion;

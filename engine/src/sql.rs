@@ -63,12 +63,18 @@ mod tests {
 
     #[test]
     fn placeholders() {
-        assert_eq!(rewrite_placeholders("select ?, ?"), ("select $1, $2".into(), 2));
+        assert_eq!(
+            rewrite_placeholders("select ?, ?"),
+            ("select $1, $2".into(), 2)
+        );
         assert_eq!(
             rewrite_placeholders("select '?', \"a?\" , ? -- ?\n, /* ? */ ?"),
             ("select '?', \"a?\" , $1 -- ?\n, /* ? */ $2".into(), 2)
         );
-        assert_eq!(rewrite_placeholders("select 'it''s ?', ?"), ("select 'it''s ?', $1".into(), 1));
+        assert_eq!(
+            rewrite_placeholders("select 'it''s ?', ?"),
+            ("select 'it''s ?', $1".into(), 1)
+        );
         assert_eq!(rewrite_placeholders("select $1"), ("select $1".into(), 0));
         assert_eq!(rewrite_placeholders(""), (String::new(), 0));
     }

@@ -57,7 +57,13 @@ impl Users {
         let given = digest(password);
         match self.users.get(name) {
             // Fixed-time comparison of the digests.
-            Some(expected) => expected.iter().zip(given).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0,
+            Some(expected) => {
+                expected
+                    .iter()
+                    .zip(given)
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+            }
             None => false,
         }
     }
@@ -115,7 +121,9 @@ impl Sessions {
     pub fn login(&self, user: &str, password: &str) -> Result<Arc<ClientSession>> {
         if !self.users.check(user, password) {
             info!(%user, "login refused");
-            return Err(ServerError::Unauthenticated("invalid user name or password".into()));
+            return Err(ServerError::Unauthenticated(
+                "invalid user name or password".into(),
+            ));
         }
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
@@ -129,7 +137,9 @@ impl Sessions {
         let now = Instant::now();
         sessions.retain(|_, s| now.duration_since(*s.last_used.lock()) < self.idle_timeout);
         if sessions.len() >= MAX_SESSIONS {
-            return Err(ServerError::Unauthenticated("too many open sessions".into()));
+            return Err(ServerError::Unauthenticated(
+                "too many open sessions".into(),
+            ));
         }
         sessions.insert(token, Arc::clone(&session));
         info!(%user, "login");
@@ -139,9 +149,9 @@ impl Sessions {
     /// The session of a bearer token.
     pub fn get(&self, token: &str) -> Result<Arc<ClientSession>> {
         let sessions = self.sessions.lock();
-        let s = sessions
-            .get(token)
-            .ok_or_else(|| ServerError::Unauthenticated("invalid or expired token: log in again".into()))?;
+        let s = sessions.get(token).ok_or_else(|| {
+            ServerError::Unauthenticated("invalid or expired token: log in again".into())
+        })?;
         *s.last_used.lock() = Instant::now();
         Ok(Arc::clone(s))
     }
@@ -150,7 +160,9 @@ impl Sessions {
     /// `Bearer <token>`, or `Basic <b64>` (a new session per call).
     pub fn authenticate(&self, header: Option<&str>) -> Result<Arc<ClientSession>> {
         let header = header.ok_or_else(|| {
-            ServerError::Unauthenticated("missing authorization header: log in with Handshake first".into())
+            ServerError::Unauthenticated(
+                "missing authorization header: log in with Handshake first".into(),
+            )
         })?;
         if let Some(token) = strip_scheme(header, "bearer") {
             self.get(token.trim())
@@ -158,7 +170,9 @@ impl Sessions {
             let (user, password) = decode_basic(b64)?;
             self.login(&user, &password)
         } else {
-            Err(ServerError::Unauthenticated("unsupported authorization scheme".into()))
+            Err(ServerError::Unauthenticated(
+                "unsupported authorization scheme".into(),
+            ))
         }
     }
 
@@ -184,7 +198,10 @@ mod tests {
         assert_eq!(decode_basic("YWI6Yw").unwrap(), ("ab".into(), "c".into()));
         // Passwords may contain ':'.
         // "u:p:q" -> dTpwOnE=
-        assert_eq!(decode_basic("dTpwOnE=").unwrap(), ("u".into(), "p:q".into()));
+        assert_eq!(
+            decode_basic("dTpwOnE=").unwrap(),
+            ("u".into(), "p:q".into())
+        );
         assert!(decode_basic("!!!").is_err());
         assert!(decode_basic("bm9jb2xvbg").is_err(), "'nocolon' has no ':'");
     }

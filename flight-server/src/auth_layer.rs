@@ -13,7 +13,7 @@ use arrow_flight::{
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::ClientSession;
-use crate::service::{schema_for, SeglakeFlightSql};
+use crate::service::{SeglakeFlightSql, schema_for};
 
 #[derive(Debug, Clone)]
 pub struct SeglakeService {
@@ -22,12 +22,17 @@ pub struct SeglakeService {
 
 impl SeglakeService {
     pub fn new(inner: SeglakeFlightSql) -> Self {
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// Checks the bearer token and attaches the caller's session.
     fn authorize<T>(&self, request: &mut Request<T>) -> Result<Arc<ClientSession>, Status> {
-        let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
         let client = self.inner.sessions.authenticate(header)?;
         request.extensions_mut().insert(Arc::clone(&client));
         Ok(client)
@@ -53,22 +58,34 @@ impl FlightService for SeglakeService {
         FlightService::handshake(self.inner.as_ref(), request).await
     }
 
-    async fn list_flights(&self, mut request: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
+    async fn list_flights(
+        &self,
+        mut request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
         self.authorize(&mut request)?;
         FlightService::list_flights(self.inner.as_ref(), request).await
     }
 
-    async fn get_flight_info(&self, mut request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+    async fn get_flight_info(
+        &self,
+        mut request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&mut request)?;
         FlightService::get_flight_info(self.inner.as_ref(), request).await
     }
 
-    async fn poll_flight_info(&self, mut request: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
+    async fn poll_flight_info(
+        &self,
+        mut request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
         self.authorize(&mut request)?;
         FlightService::poll_flight_info(self.inner.as_ref(), request).await
     }
 
-    async fn get_schema(&self, mut request: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
+    async fn get_schema(
+        &self,
+        mut request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
         let client = self.authorize(&mut request)?;
         let schema = schema_for(&self.inner, &client, &request.get_ref().cmd).await?;
         let result: SchemaResult = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
@@ -77,22 +94,34 @@ impl FlightService for SeglakeService {
         Ok(Response::new(result))
     }
 
-    async fn do_get(&self, mut request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+    async fn do_get(
+        &self,
+        mut request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
         self.authorize(&mut request)?;
         FlightService::do_get(self.inner.as_ref(), request).await
     }
 
-    async fn do_put(&self, mut request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
+    async fn do_put(
+        &self,
+        mut request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
         self.authorize(&mut request)?;
         FlightService::do_put(self.inner.as_ref(), request).await
     }
 
-    async fn do_action(&self, mut request: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+    async fn do_action(
+        &self,
+        mut request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
         self.authorize(&mut request)?;
         FlightService::do_action(self.inner.as_ref(), request).await
     }
 
-    async fn list_actions(&self, mut request: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
+    async fn list_actions(
+        &self,
+        mut request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
         self.authorize(&mut request)?;
         FlightService::list_actions(self.inner.as_ref(), request).await
     }
@@ -105,4 +134,3 @@ impl FlightService for SeglakeService {
         FlightService::do_exchange(self.inner.as_ref(), request).await
     }
 }
-

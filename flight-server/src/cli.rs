@@ -12,10 +12,14 @@ use tracing::{info, warn};
 
 use crate::auth::Users;
 use crate::error::{Result, ServerError};
-use crate::server::{start, ServerOptions};
+use crate::server::{ServerOptions, start};
 
 #[derive(Debug, Parser)]
-#[command(name = "seglake", version, about = "Seglake: a SQL segment engine for marketing data, served over Arrow Flight SQL")]
+#[command(
+    name = "seglake",
+    version,
+    about = "Seglake: a SQL segment engine for marketing data, served over Arrow Flight SQL"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -90,7 +94,11 @@ pub struct ExecutionArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DemoSizeArgs {
     /// Number of profiles (events scale with it: about 50 per profile).
-    #[arg(long = "profiles", env = "SEGLAKE_DEMO_PROFILES", default_value_t = 100_000)]
+    #[arg(
+        long = "profiles",
+        env = "SEGLAKE_DEMO_PROFILES",
+        default_value_t = 100_000
+    )]
     pub profiles: u64,
 
     /// Random seed: the same seed gives the same data.
@@ -148,7 +156,10 @@ pub struct DemoArgs {
     pub demo_size: DemoSizeArgs,
 }
 
-async fn open_engine(warehouse: &WarehouseArgs, execution: Option<&ExecutionArgs>) -> Result<std::sync::Arc<Engine>> {
+async fn open_engine(
+    warehouse: &WarehouseArgs,
+    execution: Option<&ExecutionArgs>,
+) -> Result<std::sync::Arc<Engine>> {
     let mut config = EngineConfig::new(warehouse.warehouse.clone());
     config.s3 = warehouse.s3();
     if let Some(e) = execution {
@@ -177,7 +188,9 @@ async fn install_demo(engine: &Engine, size: &DemoSizeArgs, force: bool) -> Resu
         bar.set_length(total);
         bar.set_position(done);
     };
-    let summary = engine.install_demo(&size.options(), force, &progress).await?;
+    let summary = engine
+        .install_demo(&size.options(), force, &progress)
+        .await?;
     bar.finish_and_clear();
     match summary {
         Some(s) => info!(
@@ -199,7 +212,9 @@ fn users(args: &ServeArgs) -> Result<Users> {
                 args.listen
             )));
         }
-        warn!("no --user given: accepting only the default user seglake/seglake on the loopback address");
+        warn!(
+            "no --user given: accepting only the default user seglake/seglake on the loopback address"
+        );
         return Users::parse(["seglake:seglake"]);
     }
     Users::parse(args.users.iter().map(String::as_str))

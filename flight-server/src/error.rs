@@ -80,5 +80,3 @@ impl From<ServerError> for Status {
         Status::new(code, e.to_string())
     }
 }
-
-

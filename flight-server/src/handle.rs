@@ -120,7 +120,8 @@ pub fn row_values(batch: &RecordBatch, row: usize) -> Result<Vec<ScalarValue>> {
 
 /// Decodes what [`encode_params`] wrote.
 pub fn decode_params(encoded: &str) -> Result<Vec<ScalarValue>> {
-    let bad = |e: String| ServerError::InvalidArgument(format!("invalid parameters in handle: {e}"));
+    let bad =
+        |e: String| ServerError::InvalidArgument(format!("invalid parameters in handle: {e}"));
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|e| bad(e.to_string()))?;
@@ -149,11 +150,20 @@ mod tests {
         };
         let h = s.seal("alice", p.clone());
         assert_eq!(s.open("alice", &h).unwrap(), p);
-        assert!(matches!(s.open("bob", &h), Err(ServerError::PermissionDenied(_))));
+        assert!(matches!(
+            s.open("bob", &h),
+            Err(ServerError::PermissionDenied(_))
+        ));
         let mut forged = h.to_vec();
         forged[10] ^= 1;
-        assert!(matches!(s.open("alice", &forged), Err(ServerError::InvalidArgument(_))));
-        assert!(Sealer::random().open("alice", &h).is_err(), "another server's secret");
+        assert!(matches!(
+            s.open("alice", &forged),
+            Err(ServerError::InvalidArgument(_))
+        ));
+        assert!(
+            Sealer::random().open("alice", &h).is_err(),
+            "another server's secret"
+        );
         assert!(s.open("alice", b"short").is_err());
     }
 
@@ -165,6 +175,9 @@ mod tests {
         ])
         .unwrap();
         let values = decode_params(&encode_params(&batch).unwrap()).unwrap();
-        assert_eq!(values, vec![ScalarValue::Int64(Some(7)), ScalarValue::Utf8(None)]);
+        assert_eq!(
+            values,
+            vec![ScalarValue::Int64(Some(7)), ScalarValue::Utf8(None)]
+        );
     }
 }

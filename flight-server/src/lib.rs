@@ -9,10 +9,10 @@ mod auth_layer;
 pub mod cli;
 pub mod error;
 pub mod handle;
+pub mod server;
 mod service;
 mod session_options;
-pub mod server;
 mod sql_info;
 
 pub use error::{Result, ServerError};
-pub use server::{start, RunningServer, ServerOptions};
+pub use server::{RunningServer, ServerOptions, start};

@@ -1,13 +1,15 @@
 //! The `seglake` binary: parses the command line, sets up logging, runs.
 
 use clap::Parser;
-use seglake_flight_server::cli::{run, Cli};
+use seglake_flight_server::cli::{Cli, run};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

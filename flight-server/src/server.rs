@@ -90,7 +90,11 @@ pub async fn start(engine: Arc<Engine>, options: ServerOptions) -> Result<Runnin
     }
     let listener = TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
-    let sessions = Arc::new(Sessions::new(engine, options.users, options.session_idle_timeout));
+    let sessions = Arc::new(Sessions::new(
+        engine,
+        options.users,
+        options.session_idle_timeout,
+    ));
     let service = FlightServiceServer::new(SeglakeService::new(SeglakeFlightSql::new(sessions)))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);

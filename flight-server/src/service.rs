@@ -22,26 +22,27 @@ use arrow_flight::sql::{
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
     CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
     CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
-    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery, CommandStatementUpdate,
-    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::sql::{TableExistsOption, TableNotExistOption};
 use arrow_flight::{
-    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
-    SchemaAsIpc, Ticket,
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
 };
-use datafusion::common::TableReference;
 use datafusion::common::ScalarValue;
+use datafusion::common::TableReference;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message;
-use seglake_engine::{IngestMode, Outcome, StatementKind, DEFAULT_CATALOG};
+use seglake_engine::{DEFAULT_CATALOG, IngestMode, Outcome, StatementKind};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info};
 
-use crate::auth::{decode_basic, strip_scheme, ClientSession, Sessions};
+use crate::auth::{ClientSession, Sessions, decode_basic, strip_scheme};
 use crate::error::ServerError;
-use crate::handle::{decode_params, encode_params, row_values, Payload, Sealer};
+use crate::handle::{Payload, Sealer, decode_params, encode_params, row_values};
 use crate::session_options;
 use crate::sql_info::sql_info_data;
 
@@ -76,7 +77,9 @@ fn wire_schema(schema: &Schema) -> SchemaRef {
             .fields()
             .iter()
             .map(|f| match f.data_type() {
-                DataType::Dictionary(_, value) => Arc::new(f.as_ref().clone().with_data_type(value.as_ref().clone())),
+                DataType::Dictionary(_, value) => {
+                    Arc::new(f.as_ref().clone().with_data_type(value.as_ref().clone()))
+                }
                 _ => Arc::clone(f),
             })
             .collect::<Vec<_>>(),
@@ -84,7 +87,11 @@ fn wire_schema(schema: &Schema) -> SchemaRef {
     ))
 }
 
-fn flight_info(schema: &Schema, ticket: bytes::Bytes, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
+fn flight_info(
+    schema: &Schema,
+    ticket: bytes::Bytes,
+    descriptor: FlightDescriptor,
+) -> Result<FlightInfo, Status> {
     let info = FlightInfo::new()
         .try_with_schema(&wire_schema(schema))
         .map_err(|e| Status::internal(e.to_string()))?
@@ -122,7 +129,11 @@ where
             })
             .collect::<Result<Vec<ArrayRef>, _>>()?;
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
-        Ok(RecordBatch::try_new_with_options(Arc::clone(&target), columns, &options)?)
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&target),
+            columns,
+            &options,
+        )?)
     });
     let encoded = FlightDataEncoderBuilder::new()
         .with_schema(wire)
@@ -138,8 +149,10 @@ fn one_batch(batch: RecordBatch) -> BoxStream<arrow_flight::FlightData> {
 
 fn ingest_mode(cmd: &CommandStatementIngest) -> Result<IngestMode, Status> {
     let opts = cmd.table_definition_options.unwrap_or_default();
-    let if_not_exist = TableNotExistOption::try_from(opts.if_not_exist).unwrap_or(TableNotExistOption::Unspecified);
-    let if_exists = TableExistsOption::try_from(opts.if_exists).unwrap_or(TableExistsOption::Unspecified);
+    let if_not_exist = TableNotExistOption::try_from(opts.if_not_exist)
+        .unwrap_or(TableNotExistOption::Unspecified);
+    let if_exists =
+        TableExistsOption::try_from(opts.if_exists).unwrap_or(TableExistsOption::Unspecified);
     use TableExistsOption as E;
     use TableNotExistOption as N;
     match (if_not_exist, if_exists) {
@@ -155,8 +168,13 @@ fn ingest_mode(cmd: &CommandStatementIngest) -> Result<IngestMode, Status> {
 }
 
 /// Decodes a DoPut stream (the command message first) into batches.
+/// A message carrying only the descriptor (what clients send when there is
+/// no data, e.g. an update without parameters) is skipped.
 fn decode_put(stream: PeekableFlightDataStream) -> FlightRecordBatchStream {
-    FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from))
+    let data = stream.map_err(FlightError::from).try_filter(|d| {
+        futures::future::ready(!(d.data_header.is_empty() && d.data_body.is_empty()))
+    });
+    FlightRecordBatchStream::new_from_flight_data(data)
 }
 
 /// All rows of all batches of a DoPut stream (parameter sets are small).
@@ -183,14 +201,25 @@ impl SeglakeFlightSql {
     ) -> Result<FlightInfo, Status> {
         let session = &client.session;
         let prepared = session.prepare(&sql).await.map_err(ServerError::from)?;
+        let bound = params
+            .as_deref()
+            .map(decode_params)
+            .transpose()?
+            .unwrap_or_default();
+        if bound.len() != prepared.parameters.fields().len() {
+            return Err(Status::invalid_argument(format!(
+                "the statement has {} parameter(s) but {} value(s) were bound",
+                prepared.parameters.fields().len(),
+                bound.len()
+            )));
+        }
         match prepared.kind {
             StatementKind::Query => {
                 let ticket = self.ticket(client, Payload::Statement { sql, params });
                 flight_info(&prepared.schema, ticket, descriptor)
             }
             StatementKind::Command => {
-                let values = params.as_deref().map(decode_params).transpose()?.unwrap_or_default();
-                run_command(client, &sql, values).await?;
+                run_command(client, &sql, bound).await?;
                 let ticket = self.ticket(client, Payload::Empty);
                 flight_info(&Schema::empty(), ticket, descriptor)
             }
@@ -207,35 +236,68 @@ impl SeglakeFlightSql {
         .into()
     }
 
-    async fn run_payload(&self, client: &ClientSession, payload: Payload) -> Result<BoxStream<arrow_flight::FlightData>, Status> {
+    async fn run_payload(
+        &self,
+        client: &ClientSession,
+        payload: Payload,
+    ) -> Result<BoxStream<arrow_flight::FlightData>, Status> {
         match payload {
             Payload::Empty => Ok(encode_stream(Arc::new(Schema::empty()), stream::empty())),
             Payload::Statement { sql, params } => {
-                let values = params.as_deref().map(decode_params).transpose()?.unwrap_or_default();
-                match client.session.execute(&sql, values).await.map_err(ServerError::from)? {
+                let values = params
+                    .as_deref()
+                    .map(decode_params)
+                    .transpose()?
+                    .unwrap_or_default();
+                match client
+                    .session
+                    .execute(&sql, values)
+                    .await
+                    .map_err(ServerError::from)?
+                {
                     Outcome::Rows { schema, stream } => {
                         Ok(encode_stream(schema, stream.map_err(ServerError::from)))
                     }
-                    Outcome::Done { .. } => Ok(encode_stream(Arc::new(Schema::empty()), stream::empty())),
+                    Outcome::Done { .. } => {
+                        Ok(encode_stream(Arc::new(Schema::empty()), stream::empty()))
+                    }
                 }
             }
         }
     }
 
     /// Lists tables for GetTables.
-    async fn tables_batch(&self, client: &ClientSession, cmd: CommandGetTables) -> Result<RecordBatch, Status> {
+    async fn tables_batch(
+        &self,
+        client: &ClientSession,
+        cmd: CommandGetTables,
+    ) -> Result<RecordBatch, Status> {
         let include_schema = cmd.include_schema;
-        let tables = client.session.tables(include_schema).await.map_err(ServerError::from)?;
+        let tables = client
+            .session
+            .tables(include_schema)
+            .await
+            .map_err(ServerError::from)?;
         let mut builder = cmd.into_builder();
         for t in tables {
             builder
-                .append(&t.catalog, &t.schema, &t.name, t.table_type, &wire_schema(&t.arrow_schema))
+                .append(
+                    &t.catalog,
+                    &t.schema,
+                    &t.name,
+                    t.table_type,
+                    &wire_schema(&t.arrow_schema),
+                )
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
         builder.build().map_err(|e| Status::internal(e.to_string()))
     }
 
-    async fn schemas_batch(&self, client: &ClientSession, cmd: CommandGetDbSchemas) -> Result<RecordBatch, Status> {
+    async fn schemas_batch(
+        &self,
+        client: &ClientSession,
+        cmd: CommandGetDbSchemas,
+    ) -> Result<RecordBatch, Status> {
         let schemas = client.session.schemas().await.map_err(ServerError::from)?;
         let mut builder = cmd.into_builder();
         for s in schemas {
@@ -245,8 +307,17 @@ impl SeglakeFlightSql {
     }
 }
 
-async fn run_command(client: &ClientSession, sql: &str, values: Vec<ScalarValue>) -> Result<i64, Status> {
-    match client.session.execute(sql, values).await.map_err(ServerError::from)? {
+async fn run_command(
+    client: &ClientSession,
+    sql: &str,
+    values: Vec<ScalarValue>,
+) -> Result<i64, Status> {
+    match client
+        .session
+        .execute(sql, values)
+        .await
+        .map_err(ServerError::from)?
+    {
         Outcome::Done { rows_affected } => Ok(rows_affected.map(|n| n as i64).unwrap_or(0)),
         Outcome::Rows { .. } => Err(Status::invalid_argument(
             "this statement returns rows: run it as a query, not as an update",
@@ -304,18 +375,29 @@ fn command_ticket(cmd: &impl ProstMessageExt) -> bytes::Bytes {
 }
 
 /// The schema a descriptor's command produces, for `GetSchema`.
-pub(crate) async fn schema_for(service: &SeglakeFlightSql, client: &ClientSession, cmd: &[u8]) -> Result<SchemaRef, Status> {
+pub(crate) async fn schema_for(
+    service: &SeglakeFlightSql,
+    client: &ClientSession,
+    cmd: &[u8],
+) -> Result<SchemaRef, Status> {
     let any = Any::decode(cmd).map_err(|e| Status::invalid_argument(e.to_string()))?;
     use arrow_flight::sql::Command;
     let command = Command::try_from(any).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let sql_schema = |sql: String| async move {
-        let p = client.session.prepare(&sql).await.map_err(ServerError::from)?;
+        let p = client
+            .session
+            .prepare(&sql)
+            .await
+            .map_err(ServerError::from)?;
         Ok::<_, Status>(wire_schema(&p.schema))
     };
     match command {
         Command::CommandStatementQuery(q) => sql_schema(q.query).await,
         Command::CommandPreparedStatementQuery(h) => {
-            match service.sealer.open(client.user(), &h.prepared_statement_handle)? {
+            match service
+                .sealer
+                .open(client.user(), &h.prepared_statement_handle)?
+            {
                 Payload::Statement { sql, .. } => sql_schema(sql).await,
                 Payload::Empty => Ok(Arc::new(Schema::empty())),
             }
@@ -326,10 +408,13 @@ pub(crate) async fn schema_for(service: &SeglakeFlightSql, client: &ClientSessio
         Command::CommandGetTableTypes(c) => Ok(c.into_builder().schema()),
         Command::CommandGetSqlInfo(c) => Ok(c.into_builder(sql_info_data()).schema()),
         Command::CommandGetPrimaryKeys(_) => Ok(primary_keys_schema()),
-        Command::CommandGetExportedKeys(_) | Command::CommandGetImportedKeys(_) | Command::CommandGetCrossReference(_) => {
-            Ok(foreign_keys_schema())
-        }
-        other => Err(Status::unimplemented(format!("GetSchema is not supported for {}", other.type_url()))),
+        Command::CommandGetExportedKeys(_)
+        | Command::CommandGetImportedKeys(_)
+        | Command::CommandGetCrossReference(_) => Ok(foreign_keys_schema()),
+        other => Err(Status::unimplemented(format!(
+            "GetSchema is not supported for {}",
+            other.type_url()
+        ))),
     }
 }
 
@@ -340,7 +425,10 @@ impl FlightSqlService for SeglakeFlightSql {
     async fn do_handshake(
         &self,
         request: Request<Streaming<HandshakeRequest>>,
-    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
         let header = request
             .metadata()
             .get("authorization")
@@ -351,9 +439,9 @@ impl FlightSqlService for SeglakeFlightSql {
                 let (user, password) = decode_basic(strip_scheme(h, "basic").expect("checked"))?;
                 self.sessions.login(&user, &password)?
             }
-            Some(h) if strip_scheme(h, "bearer").is_some() => {
-                self.sessions.get(strip_scheme(h, "bearer").expect("checked").trim())?
-            }
+            Some(h) if strip_scheme(h, "bearer").is_some() => self
+                .sessions
+                .get(strip_scheme(h, "bearer").expect("checked").trim())?,
             _ => {
                 // Older clients send arrow.flight.protocol.BasicAuth as the
                 // handshake payload.
@@ -372,8 +460,9 @@ impl FlightSqlService for SeglakeFlightSql {
             protocol_version: 0,
             payload: token.clone().into(),
         };
-        let mut resp: Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>> =
-            Response::new(Box::pin(stream::iter([Ok(response)])));
+        let mut resp: Response<
+            Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>,
+        > = Response::new(Box::pin(stream::iter([Ok(response)])));
         let value = MetadataValue::try_from(format!("Bearer {token}"))
             .map_err(|_| Status::internal("token is not a valid header value"))?;
         resp.metadata_mut().insert("authorization", value);
@@ -399,9 +488,13 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let client = client(&request)?;
-        let info = match self.sealer.open(client.user(), &cmd.prepared_statement_handle)? {
+        let info = match self
+            .sealer
+            .open(client.user(), &cmd.prepared_statement_handle)?
+        {
             Payload::Statement { sql, params } => {
-                self.statement_info(&client, sql, params, request.into_inner()).await?
+                self.statement_info(&client, sql, params, request.into_inner())
+                    .await?
             }
             Payload::Empty => flight_info(
                 &Schema::empty(),
@@ -417,8 +510,12 @@ impl FlightSqlService for SeglakeFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
-        Ok(Response::new(flight_info(&schema, command_ticket(&query), request.into_inner())?))
+        let schema = query.into_builder().schema();
+        Ok(Response::new(flight_info(
+            &schema,
+            command_ticket(&query),
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_schemas(
@@ -427,7 +524,11 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(flight_info(&schema, command_ticket(&query), request.into_inner())?))
+        Ok(Response::new(flight_info(
+            &schema,
+            command_ticket(&query),
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_tables(
@@ -436,7 +537,11 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(flight_info(&schema, command_ticket(&query), request.into_inner())?))
+        Ok(Response::new(flight_info(
+            &schema,
+            command_ticket(&query),
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_table_types(
@@ -445,7 +550,11 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        Ok(Response::new(flight_info(&schema, command_ticket(&query), request.into_inner())?))
+        Ok(Response::new(flight_info(
+            &schema,
+            command_ticket(&query),
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_sql_info(
@@ -454,7 +563,11 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(sql_info_data()).schema();
-        Ok(Response::new(flight_info(&schema, command_ticket(&query), request.into_inner())?))
+        Ok(Response::new(flight_info(
+            &schema,
+            command_ticket(&query),
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_primary_keys(
@@ -462,7 +575,11 @@ impl FlightSqlService for SeglakeFlightSql {
         query: CommandGetPrimaryKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        Ok(Response::new(flight_info(&primary_keys_schema(), command_ticket(&query), request.into_inner())?))
+        Ok(Response::new(flight_info(
+            &primary_keys_schema(),
+            command_ticket(&query),
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_exported_keys(
@@ -470,7 +587,11 @@ impl FlightSqlService for SeglakeFlightSql {
         query: CommandGetExportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        Ok(Response::new(flight_info(&foreign_keys_schema(), command_ticket(&query), request.into_inner())?))
+        Ok(Response::new(flight_info(
+            &foreign_keys_schema(),
+            command_ticket(&query),
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_imported_keys(
@@ -478,7 +599,11 @@ impl FlightSqlService for SeglakeFlightSql {
         query: CommandGetImportedKeys,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        Ok(Response::new(flight_info(&foreign_keys_schema(), command_ticket(&query), request.into_inner())?))
+        Ok(Response::new(flight_info(
+            &foreign_keys_schema(),
+            command_ticket(&query),
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_cross_reference(
@@ -486,7 +611,11 @@ impl FlightSqlService for SeglakeFlightSql {
         query: CommandGetCrossReference,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        Ok(Response::new(flight_info(&foreign_keys_schema(), command_ticket(&query), request.into_inner())?))
+        Ok(Response::new(flight_info(
+            &foreign_keys_schema(),
+            command_ticket(&query),
+            request.into_inner(),
+        )?))
     }
 
     async fn do_get_statement(
@@ -505,7 +634,9 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let client = client(&request)?;
-        let payload = self.sealer.open(client.user(), &query.prepared_statement_handle)?;
+        let payload = self
+            .sealer
+            .open(client.user(), &query.prepared_statement_handle)?;
         Ok(Response::new(self.run_payload(&client, payload).await?))
     }
 
@@ -523,7 +654,9 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let client = client(&request)?;
-        Ok(Response::new(one_batch(self.schemas_batch(&client, query).await?)))
+        Ok(Response::new(one_batch(
+            self.schemas_batch(&client, query).await?,
+        )))
     }
 
     async fn do_get_tables(
@@ -532,7 +665,9 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let client = client(&request)?;
-        Ok(Response::new(one_batch(self.tables_batch(&client, query).await?)))
+        Ok(Response::new(one_batch(
+            self.tables_batch(&client, query).await?,
+        )))
     }
 
     async fn do_get_table_types(
@@ -560,7 +695,9 @@ impl FlightSqlService for SeglakeFlightSql {
         _query: CommandGetPrimaryKeys,
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        Ok(Response::new(one_batch(RecordBatch::new_empty(primary_keys_schema()))))
+        Ok(Response::new(one_batch(RecordBatch::new_empty(
+            primary_keys_schema(),
+        ))))
     }
 
     async fn do_get_exported_keys(
@@ -568,7 +705,9 @@ impl FlightSqlService for SeglakeFlightSql {
         _query: CommandGetExportedKeys,
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        Ok(Response::new(one_batch(RecordBatch::new_empty(foreign_keys_schema()))))
+        Ok(Response::new(one_batch(RecordBatch::new_empty(
+            foreign_keys_schema(),
+        ))))
     }
 
     async fn do_get_imported_keys(
@@ -576,7 +715,9 @@ impl FlightSqlService for SeglakeFlightSql {
         _query: CommandGetImportedKeys,
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        Ok(Response::new(one_batch(RecordBatch::new_empty(foreign_keys_schema()))))
+        Ok(Response::new(one_batch(RecordBatch::new_empty(
+            foreign_keys_schema(),
+        ))))
     }
 
     async fn do_get_cross_reference(
@@ -584,7 +725,9 @@ impl FlightSqlService for SeglakeFlightSql {
         _query: CommandGetCrossReference,
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        Ok(Response::new(one_batch(RecordBatch::new_empty(foreign_keys_schema()))))
+        Ok(Response::new(one_batch(RecordBatch::new_empty(
+            foreign_keys_schema(),
+        ))))
     }
 
     async fn do_put_statement_update(
@@ -620,7 +763,9 @@ impl FlightSqlService for SeglakeFlightSql {
         // The schema arrives with the first message, before any batch.
         let first = Pin::new(&mut batches).peek().await;
         if let Some(Err(e)) = first {
-            return Err(Status::invalid_argument(format!("invalid ingest stream: {e}")));
+            return Err(Status::invalid_argument(format!(
+                "invalid ingest stream: {e}"
+            )));
         }
         let schema = batches
             .get_ref()
@@ -628,7 +773,9 @@ impl FlightSqlService for SeglakeFlightSql {
             .cloned()
             .ok_or_else(|| Status::invalid_argument("ingest stream has no schema"))?;
         let input = batches.map(|b| {
-            b.map_err(|e| seglake_engine::EngineError::InvalidArgument(format!("invalid ingest stream: {e}")))
+            b.map_err(|e| {
+                seglake_engine::EngineError::InvalidArgument(format!("invalid ingest stream: {e}"))
+            })
         });
         let rows = client
             .session
@@ -645,8 +792,13 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let client = client(&request)?;
-        let Payload::Statement { sql, .. } = self.sealer.open(client.user(), &query.prepared_statement_handle)? else {
-            return Err(Status::invalid_argument("this statement takes no parameters"));
+        let Payload::Statement { sql, .. } = self
+            .sealer
+            .open(client.user(), &query.prepared_statement_handle)?
+        else {
+            return Err(Status::invalid_argument(
+                "this statement takes no parameters",
+            ));
         };
         let batches = collect_put(request.into_inner()).await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -659,7 +811,9 @@ impl FlightSqlService for SeglakeFlightSql {
             Some(b) => Some(encode_params(b)?),
             None => None,
         };
-        let handle = self.sealer.seal(client.user(), Payload::Statement { sql, params });
+        let handle = self
+            .sealer
+            .seal(client.user(), Payload::Statement { sql, params });
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(handle),
         })
@@ -671,14 +825,21 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let client = client(&request)?;
-        let (sql, bound) = match self.sealer.open(client.user(), &query.prepared_statement_handle)? {
+        let (sql, bound) = match self
+            .sealer
+            .open(client.user(), &query.prepared_statement_handle)?
+        {
             Payload::Statement { sql, params } => (sql, params),
             Payload::Empty => return Ok(0),
         };
         let batches = collect_put(request.into_inner()).await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         if rows == 0 {
-            let values = bound.as_deref().map(decode_params).transpose()?.unwrap_or_default();
+            let values = bound
+                .as_deref()
+                .map(decode_params)
+                .transpose()?
+                .unwrap_or_default();
             return run_command(&client, &sql, values).await;
         }
         // executemany: once per parameter row.
@@ -697,7 +858,11 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let client = client(&request)?;
-        let prepared = client.session.prepare(&query.query).await.map_err(ServerError::from)?;
+        let prepared = client
+            .session
+            .prepare(&query.query)
+            .await
+            .map_err(ServerError::from)?;
         let handle = self.sealer.seal(
             client.user(),
             Payload::Statement {
@@ -724,7 +889,8 @@ impl FlightSqlService for SeglakeFlightSql {
         // Handles are self-contained: nothing to free, but the handle must
         // be the caller's.
         let client = client(&request)?;
-        self.sealer.open(client.user(), &query.prepared_statement_handle)?;
+        self.sealer
+            .open(client.user(), &query.prepared_statement_handle)?;
         Ok(())
     }
 
@@ -733,8 +899,11 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         let client = client(&request)?;
-        let body = session_options::handle_action(&self.sessions, &client, request.into_inner()).await?;
-        Ok(Response::new(Box::pin(stream::iter([Ok(arrow_flight::Result { body })]))))
+        let body =
+            session_options::handle_action(&self.sessions, &client, request.into_inner()).await?;
+        Ok(Response::new(Box::pin(stream::iter([Ok(
+            arrow_flight::Result { body },
+        )]))))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

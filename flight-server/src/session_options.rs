@@ -22,6 +22,8 @@ pub struct StringListValue {
     pub values: Vec<String>,
 }
 
+/// Names follow `Flight.proto`.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, PartialEq, prost::Oneof)]
 pub enum OptionValue {
     #[prost(string, tag = "1")]
@@ -94,22 +96,34 @@ fn as_text(v: &SessionOptionValue) -> Option<String> {
 }
 
 /// Runs a session action and returns the encoded result message.
-pub async fn handle_action(sessions: &Sessions, client: &Arc<ClientSession>, action: Action) -> Result<Bytes, Status> {
+pub async fn handle_action(
+    sessions: &Sessions,
+    client: &Arc<ClientSession>,
+    action: Action,
+) -> Result<Bytes, Status> {
     let ctx = client.session.context();
     match action.r#type.as_str() {
         "SetSessionOptions" => {
-            let req = SetSessionOptionsRequest::decode(action.body)
-                .map_err(|e| Status::invalid_argument(format!("bad SetSessionOptionsRequest: {e}")))?;
+            let req = SetSessionOptionsRequest::decode(action.body).map_err(|e| {
+                Status::invalid_argument(format!("bad SetSessionOptionsRequest: {e}"))
+            })?;
             let mut errors = HashMap::new();
             for (name, value) in req.session_options {
                 let Some(text) = as_text(&value) else {
-                    errors.insert(name, SetSessionOptionsError { value: INVALID_VALUE });
+                    errors.insert(
+                        name,
+                        SetSessionOptionsError {
+                            value: INVALID_VALUE,
+                        },
+                    );
                     continue;
                 };
                 let outcome = match name.as_str() {
                     "catalog" if text == DEFAULT_CATALOG => Ok(()),
                     "catalog" => Err(INVALID_VALUE),
-                    "schema" => set_config(client, "datafusion.catalog.default_schema", &text).await,
+                    "schema" => {
+                        set_config(client, "datafusion.catalog.default_schema", &text).await
+                    }
                     n if n.starts_with("datafusion.") => set_config(client, n, &text).await,
                     _ => Err(INVALID_NAME),
                 };
@@ -124,19 +138,28 @@ pub async fn handle_action(sessions: &Sessions, client: &Arc<ClientSession>, act
             let options = state.config().options();
             let mut out = HashMap::new();
             out.insert("catalog".to_string(), string(DEFAULT_CATALOG));
-            out.insert("schema".to_string(), string(options.catalog.default_schema.clone()));
+            out.insert(
+                "schema".to_string(),
+                string(options.catalog.default_schema.clone()),
+            );
             for entry in options.entries() {
                 if let Some(v) = entry.value {
                     out.insert(entry.key, string(v));
                 }
             }
-            Ok(GetSessionOptionsResult { session_options: out }.encode_to_vec().into())
+            Ok(GetSessionOptionsResult {
+                session_options: out,
+            }
+            .encode_to_vec()
+            .into())
         }
         "CloseSession" => {
             sessions.close(&client.token);
             Ok(CloseSessionResult { status: 1 }.encode_to_vec().into())
         }
-        other => Err(Status::invalid_argument(format!("unknown action '{other}'"))),
+        other => Err(Status::invalid_argument(format!(
+            "unknown action '{other}'"
+        ))),
     }
 }
 

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::SqlInfo as I;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 
 /// Bitmask with the given bits set.
 fn bits(b: &[i32]) -> i32 {
@@ -13,24 +13,76 @@ fn bits(b: &[i32]) -> i32 {
 }
 
 const KEYWORDS: &[&str] = &[
-    "ANALYZE", "CASCADE", "COPY", "DESCRIBE", "EXPLAIN", "EXTERNAL", "ILIKE", "LIMIT", "LOCATION",
-    "OFFSET", "PARTITIONED", "QUALIFY", "SHOW", "STORED", "TABLES", "UNNEST",
+    "ANALYZE",
+    "CASCADE",
+    "COPY",
+    "DESCRIBE",
+    "EXPLAIN",
+    "EXTERNAL",
+    "ILIKE",
+    "LIMIT",
+    "LOCATION",
+    "OFFSET",
+    "PARTITIONED",
+    "QUALIFY",
+    "SHOW",
+    "STORED",
+    "TABLES",
+    "UNNEST",
 ];
 const NUMERIC_FUNCTIONS: &[&str] = &[
-    "abs", "acos", "asin", "atan", "atan2", "cbrt", "ceil", "cos", "cot", "degrees", "exp", "floor", "ln",
-    "log", "log10", "log2", "mod", "pi", "power", "radians", "random", "round", "signum", "sin", "sqrt",
-    "tan", "trunc",
+    "abs", "acos", "asin", "atan", "atan2", "cbrt", "ceil", "cos", "cot", "degrees", "exp",
+    "floor", "ln", "log", "log10", "log2", "mod", "pi", "power", "radians", "random", "round",
+    "signum", "sin", "sqrt", "tan", "trunc",
 ];
 const STRING_FUNCTIONS: &[&str] = &[
-    "ascii", "btrim", "char_length", "concat", "concat_ws", "initcap", "left", "length", "lower", "lpad",
-    "ltrim", "md5", "octet_length", "position", "regexp_replace", "repeat", "replace", "reverse", "right",
-    "rpad", "rtrim", "sha256", "split_part", "starts_with", "strpos", "substr", "substring", "to_hex",
-    "translate", "trim", "upper",
+    "ascii",
+    "btrim",
+    "char_length",
+    "concat",
+    "concat_ws",
+    "initcap",
+    "left",
+    "length",
+    "lower",
+    "lpad",
+    "ltrim",
+    "md5",
+    "octet_length",
+    "position",
+    "regexp_replace",
+    "repeat",
+    "replace",
+    "reverse",
+    "right",
+    "rpad",
+    "rtrim",
+    "sha256",
+    "split_part",
+    "starts_with",
+    "strpos",
+    "substr",
+    "substring",
+    "to_hex",
+    "translate",
+    "trim",
+    "upper",
 ];
 const SYSTEM_FUNCTIONS: &[&str] = &["arrow_typeof", "coalesce", "nullif", "version"];
 const DATETIME_FUNCTIONS: &[&str] = &[
-    "current_date", "current_time", "date_bin", "date_part", "date_trunc", "extract", "from_unixtime",
-    "make_date", "now", "to_char", "to_date", "to_timestamp", "to_unixtime",
+    "current_date",
+    "current_time",
+    "date_bin",
+    "date_part",
+    "date_trunc",
+    "extract",
+    "from_unixtime",
+    "make_date",
+    "now",
+    "to_char",
+    "to_date",
+    "to_timestamp",
+    "to_unixtime",
 ];
 
 /// Built once per process.

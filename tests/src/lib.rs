@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::FlightInfo;
+use arrow_flight::sql::client::FlightSqlServiceClient;
 use futures::TryStreamExt;
 use seglake_engine::demo::DemoOptions;
 use seglake_engine::{Engine, EngineConfig};
 use seglake_flight_server::auth::Users;
-use seglake_flight_server::{start, RunningServer, ServerOptions};
+use seglake_flight_server::{RunningServer, ServerOptions, start};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
@@ -117,5 +117,8 @@ pub async fn fetch(
             schema = stream.schema().cloned();
         }
     }
-    Ok((schema.unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty())), batches))
+    Ok((
+        schema.unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty())),
+        batches,
+    ))
 }

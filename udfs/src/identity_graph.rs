@@ -15,11 +15,31 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+/// A hash table entry: the dense id and 32 bits of the value's hash, so that
+/// growing the table and most mismatches never touch the arena.
+#[derive(Clone, Copy)]
+struct Entry {
+    id: u32,
+    hash: u32,
+}
+
+/// Spreads a 32-bit hash over 64 bits (hashbrown takes its control bits
+/// from the top of the hash).
+#[inline]
+fn widen(hash: u32) -> u64 {
+    (hash as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+#[inline]
+fn narrow(hash: u64) -> u32 {
+    (hash >> 32) as u32 ^ hash as u32
+}
+
 /// Interns byte strings into dense ids `0..len`.
 #[derive(Default)]
 struct ByteInterner {
     hasher: DefaultHashBuilder,
-    table: HashTable<u32>,
+    table: HashTable<Entry>,
     bytes: Vec<u8>,
     /// `offsets[i]..offsets[i + 1]` are the bytes of id `i`.
     offsets: Vec<usize>,
@@ -43,21 +63,21 @@ impl ByteInterner {
     }
 
     fn intern(&mut self, value: &[u8]) -> u32 {
-        let hash = self.hasher.hash_one(value);
+        let hash = narrow(self.hasher.hash_one(value));
         let Self {
-            hasher,
             table,
             bytes,
             offsets,
+            ..
         } = self;
-        let slice = |id: u32| &bytes[offsets[id as usize]..offsets[id as usize + 1]];
-        if let Some(id) = table.find(hash, |&id| slice(id) == value) {
-            return *id;
+        let found = table.find(widen(hash), |e| {
+            e.hash == hash && &bytes[offsets[e.id as usize]..offsets[e.id as usize + 1]] == value
+        });
+        if let Some(e) = found {
+            return e.id;
         }
         let id = u32::try_from(offsets.len() - 1).expect("more than 4 billion distinct values");
-        table.insert_unique(hash, id, |&id| {
-            hasher.hash_one(&bytes[offsets[id as usize]..offsets[id as usize + 1]])
-        });
+        table.insert_unique(widen(hash), Entry { id, hash }, |e| widen(e.hash));
         bytes.extend_from_slice(value);
         offsets.push(bytes.len());
         id
@@ -76,7 +96,7 @@ impl ByteInterner {
 struct IdentifierInterner {
     types: ByteInterner,
     hasher: DefaultHashBuilder,
-    table: HashTable<u32>,
+    table: HashTable<Entry>,
     type_of: Vec<u32>,
     bytes: Vec<u8>,
     offsets: Vec<usize>,
@@ -105,26 +125,23 @@ impl IdentifierInterner {
 
     fn intern(&mut self, id_type: &[u8], value: &[u8]) -> u32 {
         let type_id = self.types.intern(id_type);
-        let hash = self.hasher.hash_one((type_id, value));
+        let hash = narrow(self.hasher.hash_one((type_id, value)));
         let Self {
-            hasher,
             table,
             type_of,
             bytes,
             offsets,
             ..
         } = self;
-        if let Some(id) = table.find(hash, |&id| {
-            let i = id as usize;
-            type_of[i] == type_id && &bytes[offsets[i]..offsets[i + 1]] == value
-        }) {
-            return *id;
+        let found = table.find(widen(hash), |e| {
+            let i = e.id as usize;
+            e.hash == hash && type_of[i] == type_id && &bytes[offsets[i]..offsets[i + 1]] == value
+        });
+        if let Some(e) = found {
+            return e.id;
         }
         let id = u32::try_from(type_of.len()).expect("more than 4 billion distinct identifiers");
-        table.insert_unique(hash, id, |&id| {
-            let i = id as usize;
-            hasher.hash_one((type_of[i], &bytes[offsets[i]..offsets[i + 1]]))
-        });
+        table.insert_unique(widen(hash), Entry { id, hash }, |e| widen(e.hash));
         type_of.push(type_id);
         bytes.extend_from_slice(value);
         offsets.push(bytes.len());

@@ -998,6 +998,8 @@ mod tests {
             .unwrap();
         let plan = df.create_physical_plan().await.unwrap();
         let text = displayable(plan.as_ref()).indent(false).to_string();
+        // the source is coalesced to the single partition the node requires
+        assert!(text.contains("  CoalescePartitionsExec"), "{text}");
         assert!(
             text.contains("StitchIdentitiesExec: mode=persons, max_records_per_identifier=7"),
             "{text}"

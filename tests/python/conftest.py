@@ -1,0 +1,161 @@
+"""Fixtures of the Seglake end-to-end suite.
+
+- ``seglake_bin``: the binary (built by the test script, never here).
+- ``make_demo`` / ``demo_warehouse``: demo warehouses (`seglake demo`).
+- ``topology`` / ``launch``: the factory that starts a deployment of the
+  topology under test on any warehouse, with extra flags and environment.
+  Every server of the suite is started through it, so a new topology
+  (coordinator + workers) is one more entry in ``topologies()`` and one more
+  branch in ``Launcher._start_topology``; no test changes.
+- ``server``: the shared deployment on the demo warehouse.
+- ``connect`` / ``conn``: DB-API connections, closed after the test.
+- ``duck``: DuckDB over the same Parquet files, for expected values.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import seglake_harness as h
+
+DEMO_PROFILES = 2000
+
+
+@pytest.fixture(scope="session")
+def seglake_bin() -> Path:
+    path = h.seglake_bin()
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"seglake binary not found at {path}: build it first with "
+            "`cargo build -p seglake-flight-server`, or point SEGLAKE_BIN at it",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("server-logs")
+
+
+@pytest.fixture(scope="session")
+def make_demo(seglake_bin, tmp_path_factory):
+    """`make_demo(warehouse=None, profiles=..., env=None)` runs `seglake demo`
+    and returns the warehouse (a new temporary directory unless given)."""
+
+    def _make(warehouse=None, *, profiles: int = DEMO_PROFILES, seed=None, env=None):
+        if warehouse is None:
+            warehouse = tmp_path_factory.mktemp("warehouse")
+        h.run_demo(seglake_bin, warehouse, profiles=profiles, seed=seed, env=env)
+        return warehouse
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(make_demo) -> Path:
+    return make_demo()
+
+
+@pytest.fixture(scope="session", params=h.topologies())
+def topology(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def launch(seglake_bin, topology, logs_dir):
+    """The deployment factory: ``launch.start(warehouse, args=(), env=None)``,
+    ``launch.restart(deployment)``. Whatever is still running at the end of
+    the session is stopped with SIGTERM and must exit 0."""
+    launcher = h.Launcher(seglake_bin, topology, logs_dir)
+    try:
+        yield launcher
+    finally:
+        launcher.stop_all()
+
+
+@pytest.fixture(scope="session")
+def server(launch, demo_warehouse):
+    """The shared deployment on the session's demo warehouse. Tests that
+    change the catalog use unique names (see ``unique``)."""
+    dep = launch.start(demo_warehouse)
+    yield dep
+    dep.stop()  # asserts a graceful exit (code 0)
+
+
+@pytest.fixture
+def connect(server):
+    """``connect(user="seglake", password="seglake", deployment=None)``: a
+    new connection to ``server`` (or to another deployment), closed after
+    the test."""
+    opened = []
+
+    def _connect(user: str = h.DEFAULT_USER, password: str = h.DEFAULT_PASSWORD, *, deployment=None):
+        c = (deployment or server).connect(user, password)
+        opened.append(c)
+        return c
+
+    yield _connect
+    for c in opened:
+        try:
+            c.close()
+        except Exception:  # the deployment may already be stopped
+            pass
+
+
+@pytest.fixture
+def conn(connect):
+    return connect()
+
+
+def duckdb_over(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    """DuckDB with views profiles/events/identifiers over a demo warehouse's files."""
+    d = duckdb.connect()
+    d.execute("SET TimeZone = 'UTC'")
+    demo = Path(warehouse) / "demo"
+    d.execute(f"CREATE VIEW profiles AS SELECT * FROM read_parquet('{demo}/profiles/*.parquet')")
+    d.execute(
+        f"CREATE VIEW events AS SELECT * FROM read_parquet('{demo}/events/**/*.parquet', hive_partitioning = true)"
+    )
+    d.execute(f"CREATE VIEW identifiers AS SELECT * FROM read_parquet('{demo}/identifiers/*.parquet')")
+    return d
+
+
+class Duck:
+    """Expected values from DuckDB (used from the test thread only)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def table(self, sql: str, params=None):
+        return self.con.sql(sql, params=params).to_arrow_table()
+
+    def rows(self, sql: str, params=None) -> list[tuple]:
+        return h.rows(self.table(sql, params))
+
+    def scalar(self, sql: str, params=None):
+        (row,) = self.rows(sql, params)
+        (value,) = row
+        return value
+
+
+@pytest.fixture(scope="session")
+def duck(demo_warehouse) -> Duck:
+    con = duckdb_over(demo_warehouse)
+    yield Duck(con)
+    con.close()
+
+
+@pytest.fixture
+def unique():
+    """``unique(prefix="t")``: a fresh lower-case identifier (never starting with 'ev')."""
+
+    def _unique(prefix: str = "t") -> str:
+        return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+    return _unique

@@ -1,0 +1,388 @@
+"""Process and client helpers for the Seglake end-to-end tests.
+
+Nothing here is a pytest fixture: ``conftest.py`` wires these into fixtures.
+The one place that knows how a *topology* (the set of processes behind one
+Flight SQL endpoint) is started is :class:`Launcher`; tests only ever see a
+:class:`Deployment` (an endpoint URI plus ``connect``/``stop``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import adbc_driver_flightsql
+import adbc_driver_flightsql.dbapi as flightsql
+import adbc_driver_manager
+from adbc_driver_manager import AdbcStatusCode
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BIN = REPO_ROOT / "target" / "debug" / "seglake"
+
+# Generous: a debug build opening an S3 warehouse on a loaded 2-core machine.
+STARTUP_TIMEOUT_S = float(os.environ.get("SEGLAKE_TEST_STARTUP_TIMEOUT", "60"))
+SHUTDOWN_TIMEOUT_S = float(os.environ.get("SEGLAKE_TEST_SHUTDOWN_TIMEOUT", "30"))
+DEMO_TIMEOUT_S = float(os.environ.get("SEGLAKE_TEST_DEMO_TIMEOUT", "180"))
+# Client-side RPC timeouts, so that a hung server fails a test instead of the run.
+RPC_TIMEOUT_S = "120"
+
+DEFAULT_USER = "seglake"
+DEFAULT_PASSWORD = "seglake"
+
+LISTENING_RE = re.compile(r"^listening on (127\.0\.0\.1:\d+)$")
+
+# Topologies the suite runs against. "single" is one `seglake serve`; a later
+# "distributed" (coordinator + workers) is added in Launcher._start_topology
+# and in this list (or through SEGLAKE_TEST_TOPOLOGIES=single,distributed).
+KNOWN_TOPOLOGIES = ("single",)
+
+
+def seglake_bin() -> Path:
+    return Path(os.environ.get("SEGLAKE_BIN", str(DEFAULT_BIN)))
+
+
+def topologies() -> list[str]:
+    names = [t.strip() for t in os.environ.get("SEGLAKE_TEST_TOPOLOGIES", "single").split(",") if t.strip()]
+    return names or ["single"]
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process: ours without any SEGLAKE_* or
+    AWS_* variable (so the developer's shell cannot change what a test
+    means), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGLAKE_", "AWS_"))}
+    env.setdefault("RUST_LOG", "info")
+    env["NO_COLOR"] = "1"
+    env["RUST_BACKTRACE"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        return f"<cannot read {path}: {e}>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class LineReader:
+    """Reads a pipe line by line on a daemon thread; `next_line(timeout)`
+    blocks on a queue (no polling). `None` in the queue means end of file."""
+
+    def __init__(self, pipe, name: str):
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._run, args=(pipe,), name=f"reader-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self, pipe) -> None:
+        try:
+            for line in pipe:
+                line = line.rstrip("\r\n")
+                self.lines.append(line)
+                self._queue.put(line)
+        finally:
+            self._queue.put(None)
+
+    def next_line(self, deadline: float) -> str | None:
+        """The next line, or None at end of file; raises queue.Empty at the deadline."""
+        remaining = max(0.0, deadline - time.monotonic())
+        return self._queue.get(timeout=remaining)
+
+
+class ServerProcess:
+    """One `seglake serve` process started with --listen 127.0.0.1:0."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log_path: Path, name: str):
+        self.argv = list(argv)
+        self.name = name
+        self.log_path = log_path
+        self.address: str | None = None
+        self.returncode: int | None = None
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=dict(env),
+            text=True,
+            bufsize=1,
+        )
+        self._stdout = LineReader(self.proc.stdout, name)
+        try:
+            self._wait_listening()
+        except BaseException:
+            self.kill()
+            raise
+
+    def _fail(self, why: str) -> AssertionError:
+        return AssertionError(
+            f"{self.name}: {why}\ncommand: {' '.join(self.argv)}\n"
+            f"stdout: {self._stdout.lines!r}\n--- stderr ({self.log_path}) ---\n{tail(self.log_path)}"
+        )
+
+    def _wait_listening(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        try:
+            line = self._stdout.next_line(deadline)
+        except queue.Empty:
+            raise self._fail(f"no 'listening on' line within {STARTUP_TIMEOUT_S:.0f}s") from None
+        if line is None:
+            rc = self.proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
+            raise self._fail(f"exited with code {rc} before listening")
+        m = LISTENING_RE.match(line)
+        if not m:
+            raise self._fail(f"first stdout line is {line!r}, expected 'listening on 127.0.0.1:PORT'")
+        self.address = m.group(1)
+
+    @property
+    def uri(self) -> str:
+        return f"grpc://{self.address}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int:
+        """SIGTERM, then wait; returns the exit code (kills after the timeout)."""
+        if self.returncode is not None:
+            return self.returncode
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.returncode = self.proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise self._fail(f"did not exit within {SHUTDOWN_TIMEOUT_S:.0f}s of SIGTERM") from None
+        finally:
+            self._log.close()
+        return self.returncode
+
+    def stop_gracefully(self) -> None:
+        """SIGTERM and assert a clean exit (code 0)."""
+        rc = self.stop()
+        if rc != 0:
+            raise self._fail(f"exited with code {rc} after SIGTERM (expected a graceful exit with 0)")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.returncode = self.proc.wait()
+        if not self._log.closed:
+            self._log.close()
+
+    def stdout_after_listening(self) -> list[str]:
+        return self._stdout.lines[1:]
+
+
+def connect(uri: str, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD):
+    """A DB-API connection (autocommit) to a Seglake endpoint."""
+    opts = adbc_driver_flightsql.DatabaseOptions
+    return flightsql.connect(
+        uri,
+        db_kwargs={
+            "username": user,
+            "password": password,
+            opts.TIMEOUT_QUERY.value: RPC_TIMEOUT_S,
+            opts.TIMEOUT_FETCH.value: RPC_TIMEOUT_S,
+            opts.TIMEOUT_UPDATE.value: RPC_TIMEOUT_S,
+        },
+        autocommit=True,
+    )
+
+
+@dataclass
+class Deployment:
+    """One Flight SQL endpoint and the processes behind it."""
+
+    topology: str
+    warehouse: str
+    processes: list[ServerProcess]
+    uri: str
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    stopped: bool = False
+
+    def connect(self, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD):
+        return connect(self.uri, user, password)
+
+    def alive(self) -> bool:
+        return all(p.alive() for p in self.processes)
+
+    def stop(self) -> None:
+        """Graceful stop of every process (SIGTERM); asserts each exits 0."""
+        if self.stopped:
+            return
+        self.stopped = True
+        errors = []
+        # Reverse start order: workers before the coordinator, once there are any.
+        for p in reversed(self.processes):
+            try:
+                p.stop_gracefully()
+            except AssertionError as e:
+                errors.append(str(e))
+        if errors:
+            raise AssertionError("\n\n".join(errors))
+
+    def kill(self) -> None:
+        self.stopped = True
+        for p in self.processes:
+            p.kill()
+
+
+class Launcher:
+    """Starts deployments of one topology; the single place that knows how."""
+
+    def __init__(self, binary: Path, topology: str, log_dir: Path):
+        if topology not in KNOWN_TOPOLOGIES:
+            raise ValueError(f"unknown topology {topology!r} (known: {', '.join(KNOWN_TOPOLOGIES)})")
+        self.binary = binary
+        self.topology = topology
+        self.log_dir = log_dir
+        self.deployments: list[Deployment] = []
+        self._count = 0
+
+    def start(
+        self,
+        warehouse: str | os.PathLike,
+        *,
+        args: Iterable[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> Deployment:
+        """Starts a deployment serving `warehouse` (a local dir or s3:// URL).
+        `args` are extra `seglake serve` flags; `env` extra variables."""
+        warehouse = str(warehouse)
+        args = tuple(args)
+        env = dict(env or {})
+        dep = self._start_topology(warehouse, args, env)
+        self.deployments.append(dep)
+        return dep
+
+    def restart(self, dep: Deployment) -> Deployment:
+        """Stops `dep` gracefully and starts the same topology on the same
+        warehouse with the same flags."""
+        dep.stop()
+        return self.start(dep.warehouse, args=dep.args, env=dep.env)
+
+    def _start_topology(self, warehouse: str, args: tuple[str, ...], env: dict[str, str]) -> Deployment:
+        self._count += 1
+        if self.topology == "single":
+            name = f"seglake-{self._count}"
+            argv = [str(self.binary), "serve", "--warehouse", warehouse, "--listen", "127.0.0.1:0", *args]
+            proc = ServerProcess(argv, child_env(env), self.log_dir / f"{name}.log", name)
+            return Deployment("single", warehouse, [proc], proc.uri, args, env)
+        # "distributed": start workers, then a coordinator pointing at them,
+        # and return the coordinator's URI as the deployment's endpoint.
+        raise NotImplementedError(self.topology)
+
+    def stop_all(self) -> None:
+        errors = []
+        for dep in self.deployments:
+            if not dep.stopped:
+                try:
+                    dep.stop()
+                except AssertionError as e:
+                    errors.append(str(e))
+        if errors:
+            raise AssertionError("\n\n".join(errors))
+
+
+def run_demo(
+    binary: Path,
+    warehouse: str | os.PathLike,
+    *,
+    profiles: int = 2000,
+    seed: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    argv = [str(binary), "demo", "--warehouse", str(warehouse), "--profiles", str(profiles)]
+    if seed is not None:
+        argv += ["--seed", str(seed)]
+    res = subprocess.run(
+        argv,
+        env=child_env(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_S,
+    )
+    if res.returncode != 0:
+        raise AssertionError(
+            f"`{' '.join(argv)}` exited with {res.returncode}\nstdout: {res.stdout}\nstderr:\n{res.stderr[-4000:]}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Assertions
+# ---------------------------------------------------------------------------
+
+
+def status_of(exc: BaseException) -> AdbcStatusCode:
+    assert isinstance(exc, adbc_driver_manager.Error), f"not an ADBC error: {exc!r}"
+    return AdbcStatusCode(exc.status_code)
+
+
+def _sort_key(row):
+    # None sorts first; values of mixed types compare by type name first.
+    return tuple((v is not None, type(v).__name__, v) if v is not None else (False, "", 0) for v in row)
+
+
+def _same_value(a, b, rel: float, abs_: float) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) and math.isnan(b):
+            return True
+        return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
+    # Strict otherwise: same Python type (so 1 != True, date != datetime) and equal.
+    return type(a) is type(b) and a == b
+
+
+def assert_rows_equal(actual, expected, *, ordered: bool = False, rel: float = 1e-9, abs_: float = 1e-6) -> None:
+    """Compares two lists of row tuples exactly, except floats (tolerance).
+    Unless `ordered`, both are sorted first."""
+    actual = [tuple(r) for r in actual]
+    expected = [tuple(r) for r in expected]
+    assert len(actual) == len(expected), f"{len(actual)} rows, expected {len(expected)}:\n{actual[:20]}\nvs\n{expected[:20]}"
+    if not ordered:
+        actual = sorted(actual, key=_sort_key)
+        expected = sorted(expected, key=_sort_key)
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        assert len(a) == len(e), f"row {i}: {len(a)} columns, expected {len(e)}: {a} vs {e}"
+        for j, (x, y) in enumerate(zip(a, e)):
+            assert _same_value(x, y, rel, abs_), f"row {i} column {j}: {x!r} != {y!r}\nrow: {a}\nexpected: {e}"
+
+
+def rows(table) -> list[tuple]:
+    """A pyarrow Table as a list of tuples in column order."""
+    cols = [c.to_pylist() for c in table.columns]
+    return list(zip(*cols)) if cols else []
+
+
+def run_sql(conn, sql: str, params=None):
+    """Executes and fetches the whole result as a pyarrow Table."""
+    with conn.cursor() as cur:
+        if params is None:
+            cur.execute(sql)
+        else:
+            cur.execute(sql, parameters=params)
+        return cur.fetch_arrow_table()
+
+
+def run_command(conn, sql: str, params=None) -> int:
+    with conn.cursor() as cur:
+        if params is None:
+            cur.execute(sql)
+        else:
+            cur.execute(sql, parameters=params)
+        return cur.rowcount
