@@ -182,26 +182,37 @@ impl Session {
         let file = dir
             .clone()
             .join(format!("part-{}.parquet", uuid::Uuid::now_v7()).as_str());
-        let casted = batches.map(|b| {
-            let b = b?;
-            let columns = b
-                .columns()
-                .iter()
-                .zip(target.fields())
-                .map(|(c, f)| {
-                    if c.data_type() == f.data_type() {
-                        Ok(Arc::clone(c))
-                    } else {
-                        cast(c, f.data_type())
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(RecordBatch::try_new(Arc::clone(&target), columns)?)
-        });
+        let casted = batches.map(|b| Ok(cast_batch(&b?, &target)?));
         let rows = write_parquet(store, &file, &target, Box::pin(casted)).await?;
         info!(user = %self.user(), table = %qualified, rows, "ingest appended");
         Ok(rows)
     }
+}
+
+/// `batch` with exactly the schema `target` (same columns in the same
+/// order): columns of another type are cast, names, nullability and metadata
+/// are taken from `target`.
+pub fn cast_batch(
+    batch: &RecordBatch,
+    target: &SchemaRef,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    if batch.schema_ref() == target {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(target.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(Arc::clone(c))
+            } else {
+                cast(c, f.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::clone(target), columns, &options)
 }
 
 fn check_append_schema(qualified: &str, incoming: &Schema, target: &Schema) -> Result<()> {

@@ -12,7 +12,7 @@ mod system;
 
 pub use engine::{Engine, EngineConfig, Outcome, Prepared, Session, StatementKind, TableInfo};
 pub use error::{EngineError, ErrorKind, Result};
-pub use ingest::IngestMode;
+pub use ingest::{IngestMode, cast_batch};
 pub use seglake_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, S3Options, SYSTEM_SCHEMA};
 
 /// Re-exported so that callers use the exact versions the engine uses.

@@ -145,6 +145,10 @@ pub struct ServeArgs {
     /// Drop sessions idle for this many seconds.
     #[arg(long, env = "SEGLAKE_SESSION_IDLE_TIMEOUT_SECS", default_value_t = 8 * 3600)]
     pub session_idle_timeout_secs: u64,
+
+    /// On SIGINT/SIGTERM, wait this long for running calls before exiting.
+    #[arg(long, env = "SEGLAKE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -260,9 +264,18 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
     .await?;
     on_listening(server.addr());
     shutdown_signal().await;
-    info!("shutting down: finishing running calls");
+    info!(
+        grace_secs = args.shutdown_grace_secs,
+        "shutting down: finishing running calls"
+    );
     server.trigger_shutdown();
-    server.wait().await
+    match tokio::time::timeout(Duration::from_secs(args.shutdown_grace_secs), server.wait()).await {
+        Ok(result) => result,
+        Err(_) => {
+            warn!("calls still running after the grace period: stopping anyway");
+            Ok(())
+        }
+    }
 }
 
 /// `seglake demo`.

@@ -8,7 +8,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::decode::FlightRecordBatchStream;
@@ -35,7 +35,7 @@ use datafusion::common::ScalarValue;
 use datafusion::common::TableReference;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message;
-use seglake_engine::{DEFAULT_CATALOG, IngestMode, Outcome, StatementKind};
+use seglake_engine::{DEFAULT_CATALOG, IngestMode, Outcome, StatementKind, cast_batch};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info};
@@ -113,27 +113,7 @@ where
     let target = Arc::clone(&wire);
     let batches = batches.map(move |b| {
         let b = b.map_err(|e| FlightError::Tonic(Box::new(Status::from(e))))?;
-        if b.schema_ref() == &target {
-            return Ok(b);
-        }
-        let columns = b
-            .columns()
-            .iter()
-            .zip(target.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(Arc::clone(c))
-                } else {
-                    arrow::compute::cast(c, f.data_type())
-                }
-            })
-            .collect::<Result<Vec<ArrayRef>, _>>()?;
-        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
-        Ok(RecordBatch::try_new_with_options(
-            Arc::clone(&target),
-            columns,
-            &options,
-        )?)
+        Ok(cast_batch(&b, &target)?)
     });
     let encoded = FlightDataEncoderBuilder::new()
         .with_schema(wire)
