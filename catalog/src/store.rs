@@ -164,11 +164,16 @@ impl CatalogStore {
             match self.write_version(version, &state).await {
                 Ok(()) => {
                     // A writer that was more than KEEP_VERSIONS behind could
-                    // have re-created a cleaned-up version number: the commit
-                    // only counts if nothing newer exists.
-                    if self.latest_version(Some(version)).await?.is_some() {
+                    // have re-created a version number that cleanup had
+                    // deleted. Cleanup only deletes `v` once the newest
+                    // version is at least `v + KEEP_VERSIONS`, so that is
+                    // the sign of a stale commit (a newer version just above
+                    // ours is a writer that built on our commit).
+                    if let Some(newest) = self.latest_version(Some(version)).await?
+                        && newest >= version + KEEP_VERSIONS
+                    {
                         let _ = self.store.delete(&version_file(&self.dir, version)).await;
-                        debug!(version, "stale catalog commit undone, retrying");
+                        debug!(version, newest, "stale catalog commit undone, retrying");
                         continue;
                     }
                     let snap = Arc::new(Snapshot { version, state });

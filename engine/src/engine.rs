@@ -276,9 +276,12 @@ impl Session {
         Ok(state.statement_to_plan(statement).await?)
     }
 
-    /// Plans `sql` without running it: its kind, result and parameter schemas.
-    pub async fn prepare(&self, sql: &str) -> Result<Prepared> {
-        let plan = self.plan(sql).await?;
+    /// Plans `sql` without running it: its kind, result schema and
+    /// parameter schema. With `params` (bound values, possibly none yet) the
+    /// result schema is the one [`Session::execute`] will stream with the
+    /// same values; without, parameters are unknowns.
+    pub async fn prepare(&self, sql: &str, params: &[ScalarValue]) -> Result<Prepared> {
+        let (plan, parameters) = self.plan_with_params(sql, params, false).await?;
         let kind = classify(&plan);
         let schema = match kind {
             StatementKind::Query => Arc::new(plan.schema().as_arrow().clone()),
@@ -287,15 +290,24 @@ impl Session {
         Ok(Prepared {
             kind,
             schema,
-            parameters: parameter_schema(&plan)?,
+            parameters,
         })
     }
 
-    /// Runs `sql` with positional parameter values. Queries return a lazy
-    /// stream; commands run to completion here.
-    pub async fn execute(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Outcome> {
-        let mut plan = self.plan(sql).await?;
+    /// Plans `sql` and binds `params`. With `exact`, the number of values
+    /// must match the statement's parameters; otherwise no values means
+    /// "not bound yet".
+    async fn plan_with_params(
+        &self,
+        sql: &str,
+        params: &[ScalarValue],
+        exact: bool,
+    ) -> Result<(LogicalPlan, SchemaRef)> {
+        let plan = self.plan(sql).await?;
         let expected = parameter_schema(&plan)?;
+        if params.is_empty() && !exact {
+            return Ok((plan, expected));
+        }
         if expected.fields().len() != params.len() {
             return Err(EngineError::InvalidArgument(format!(
                 "the statement has {} parameter(s) but {} value(s) were bound",
@@ -303,10 +315,17 @@ impl Session {
                 params.len()
             )));
         }
-        if !params.is_empty() {
-            let params = cast_params(params, &expected)?;
-            plan = plan.with_param_values(ParamValues::from(params))?;
+        if params.is_empty() {
+            return Ok((plan, expected));
         }
+        let values = cast_params(params.to_vec(), &expected)?;
+        Ok((plan.with_param_values(ParamValues::from(values))?, expected))
+    }
+
+    /// Runs `sql` with positional parameter values. Queries return a lazy
+    /// stream; commands run to completion here.
+    pub async fn execute(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Outcome> {
+        let (plan, _) = self.plan_with_params(sql, &params, true).await?;
         match classify(&plan) {
             StatementKind::Query => {
                 let df = self.ctx.execute_logical_plan(plan).await?;
@@ -455,8 +474,13 @@ impl Session {
             .collect();
         let file_schema = if declared_file_fields.is_empty() {
             let state = self.ctx.state();
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet");
+            // Record the files' own Arrow types (Utf8, Binary), not the view
+            // types DataFusion reads them as by default: the catalog schema
+            // is what clients see.
+            let mut parquet = state.table_options().parquet.clone();
+            parquet.global.schema_force_view_types = false;
+            let format = ParquetFormat::default().with_options(parquet);
+            let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
             let url = ListingTableUrl::parse(&location)?;
             let inferred = options.infer_schema(&state, &url).await.map_err(|e| {
                 EngineError::InvalidArgument(format!(

@@ -44,7 +44,8 @@ pub enum EngineError {
 pub enum ErrorKind {
     /// The client's input is wrong (bad SQL, bad parameters, type errors).
     InvalidArgument,
-    /// A table, schema or column that does not exist.
+    /// A table or schema that does not exist (an unknown column is an
+    /// InvalidArgument: the statement is wrong, not the catalog).
     NotFound,
     AlreadyExists,
     /// Memory or another resource limit was hit.

@@ -13,13 +13,13 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::cast;
+use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::TableReference;
 use futures::{Stream, StreamExt};
-use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -140,13 +140,20 @@ impl Session {
         let replace = mode == IngestMode::Replace;
         let committed = engine
             .catalog_store()
-            .update(|st| {
-                // create_append that lost a race against a creator: the
-                // caller retries as an append.
-                st.put_table(schema_name, table_name, entry.clone(), false, replace)
-            })
+            .update(|st| st.put_table(schema_name, table_name, entry.clone(), false, replace))
             .await;
         match committed {
+            // create_append that lost the race against another creator:
+            // the written file joins the table that now exists.
+            Err(seglake_catalog::CatalogError::TableExists { .. })
+                if mode == IngestMode::CreateAppend =>
+            {
+                let result = self
+                    .adopt_file(schema_name, table_name, &store, &file, &file_schema)
+                    .await;
+                let _ = delete_prefix(store.as_ref(), &dir).await;
+                result.map(|()| rows)
+            }
             Ok((_, replaced)) => {
                 if let Some(old) = replaced {
                     self.delete_managed_data(&old).await;
@@ -159,6 +166,36 @@ impl Session {
                 Err(e.into())
             }
         }
+    }
+
+    /// Moves a written Parquet file into an existing table (append without
+    /// rewriting the data).
+    async fn adopt_file(
+        &self,
+        schema_name: &str,
+        table_name: &str,
+        store: &Arc<dyn ObjectStore>,
+        file: &Path,
+        file_schema: &Schema,
+    ) -> Result<()> {
+        let qualified = format!("{schema_name}.{table_name}");
+        let snapshot = self.engine().catalog().await?;
+        let entry = snapshot.state.table(schema_name, table_name)?;
+        if !entry.partition_columns.is_empty() || &entry.file_schema != file_schema {
+            return Err(EngineError::AlreadyExists(format!(
+                "table '{qualified}' was created concurrently with another schema: ingest again with mode append"
+            )));
+        }
+        let (target_store, dir) = self.engine().store_for(&entry.location)?;
+        let target = dir.clone().join(file.filename().unwrap_or("part.parquet"));
+        if Arc::ptr_eq(store, &target_store) {
+            store.copy(file, &target).await?;
+        } else {
+            let bytes = store.get(file).await?.bytes().await?;
+            target_store.put(&target, bytes.into()).await?;
+        }
+        info!(user = %self.user(), table = %qualified, "create_append raced a creator: appended");
+        Ok(())
     }
 
     async fn append<S>(
@@ -207,7 +244,15 @@ pub fn cast_batch(
             if c.data_type() == f.data_type() {
                 Ok(Arc::clone(c))
             } else {
-                cast(c, f.data_type())
+                // A value that does not fit is an error, never a NULL.
+                cast_with_options(
+                    c,
+                    f.data_type(),
+                    &CastOptions {
+                        safe: false,
+                        ..Default::default()
+                    },
+                )
             }
         })
         .collect::<Result<Vec<_>, _>>()?;

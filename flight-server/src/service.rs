@@ -180,12 +180,15 @@ impl SeglakeFlightSql {
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo, Status> {
         let session = &client.session;
-        let prepared = session.prepare(&sql).await.map_err(ServerError::from)?;
         let bound = params
             .as_deref()
             .map(decode_params)
             .transpose()?
             .unwrap_or_default();
+        let prepared = session
+            .prepare(&sql, &bound)
+            .await
+            .map_err(ServerError::from)?;
         if bound.len() != prepared.parameters.fields().len() {
             return Err(Status::invalid_argument(format!(
                 "the statement has {} parameter(s) but {} value(s) were bound",
@@ -366,7 +369,7 @@ pub(crate) async fn schema_for(
     let sql_schema = |sql: String| async move {
         let p = client
             .session
-            .prepare(&sql)
+            .prepare(&sql, &[])
             .await
             .map_err(ServerError::from)?;
         Ok::<_, Status>(wire_schema(&p.schema))
@@ -840,7 +843,7 @@ impl FlightSqlService for SeglakeFlightSql {
         let client = client(&request)?;
         let prepared = client
             .session
-            .prepare(&query.query)
+            .prepare(&query.query, &[])
             .await
             .map_err(ServerError::from)?;
         let handle = self.sealer.seal(

@@ -14,7 +14,6 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -386,3 +385,45 @@ def run_command(conn, sql: str, params=None) -> int:
         else:
             cur.execute(sql, parameters=params)
         return cur.rowcount
+
+
+def catalog_contention(connections, *, max_commits: int, max_seconds: float) -> tuple[int, list[str]]:
+    """Hammers the catalog: one thread per connection, all started together,
+    each creating and dropping its own schemas (``CREATE SCHEMA c<i>_<k>``,
+    ``DROP SCHEMA c<i>_<k>``), so no statement can legitimately fail. Stops
+    at the first error, after `max_commits` commits in all, or after
+    `max_seconds`. Returns (commits done, errors as 'statement: message')."""
+    import itertools
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = threading.Event()
+    errors: list[str] = []
+    lock = threading.Lock()
+    done = itertools.count()
+    committed = [0]
+    barrier = threading.Barrier(len(connections), timeout=60)
+    deadline = time.monotonic() + max_seconds
+
+    def work(i: int) -> None:
+        conn = connections[i]
+        barrier.wait()
+        for k in itertools.count():
+            # Stop only between pairs, so that every created schema is dropped.
+            if stop.is_set() or time.monotonic() > deadline or next(done) >= max_commits // 2:
+                stop.set()
+                return
+            for sql in (f"CREATE SCHEMA c{i}_{k}", f"DROP SCHEMA c{i}_{k}"):
+                try:
+                    run_command(conn, sql)
+                    with lock:
+                        committed[0] += 1
+                except adbc_driver_manager.Error as e:
+                    with lock:
+                        errors.append(f"{sql}: {e}")
+                    stop.set()
+                    return
+
+    with ThreadPoolExecutor(len(connections)) as pool:
+        for f in [pool.submit(work, i) for i in range(len(connections))]:
+            f.result(timeout=max_seconds + 120)
+    return committed[0], errors

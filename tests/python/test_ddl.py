@@ -73,12 +73,6 @@ def test_external_table_relative_location(conn, connect, duck, demo_warehouse, u
     h.assert_rows_equal(h.rows(h.run_sql(conn, PROFILES_BY_COUNTRY.format(t="profiles"))), expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: CREATE EXTERNAL TABLE without declared columns infers string columns as Utf8View "
-    "(string_view), not the Utf8 stored in the Parquet files' Arrow schema; the demo tables over the same "
-    "files report Utf8, so the same files get two schemas (and Utf8View breaks clients without view types)",
-)
 def test_external_table_schema_matches_the_files(conn, demo_warehouse, unique):
     t = unique()
     h.run_command(conn, f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION 'demo/profiles'")

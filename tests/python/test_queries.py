@@ -110,13 +110,6 @@ def test_same_statement_with_different_parameters(conn, duck):
             h.assert_rows_equal(cur.fetchall(), duck.rows(sql, params))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=adbc_driver_manager.OperationalError,
-    reason="server bug: with a bound parameter in the SELECT list the DoGet stream schema differs from the "
-    "FlightInfo schema (FlightInfo says `$1 * Int64(2)` is nullable, the stream says non-nullable), so the "
-    "ADBC driver fails with 'endpoint 0 returned inconsistent schema'",
-)
 def test_parameter_in_select_list(conn):
     got = h.rows(h.run_sql(conn, "SELECT CAST(? AS BIGINT) * 2, upper(CAST(? AS VARCHAR))", (21, "abc")))
     assert got == [(42, "ABC")]
