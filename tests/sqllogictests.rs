@@ -6,6 +6,10 @@
 //!   built from Seglake's session state (same functions and settings), where
 //!   `CREATE TABLE ... AS VALUES` makes in-memory fixtures.
 //!
+//! Every file runs once per topology of `SEGLAKE_TEST_TOPOLOGIES` (default
+//! `single,distributed`: a coordinator with 3 in-process workers), with the
+//! same expected results.
+//!
 //! `cargo test -p seglake-tests --test sqllogictests -- <filter>` runs the
 //! files whose path contains `<filter>`.
 
@@ -19,6 +23,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::prelude::SessionContext;
 use seglake_engine::{DEFAULT_CATALOG, DEFAULT_SCHEMA, Engine, Outcome, Session};
+use seglake_tests::{TestWorkers, Topology};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +40,7 @@ struct Db {
     // Keeps the warehouse alive for the file's duration.
     _dir: Option<tempfile::TempDir>,
     _engine: Arc<Engine>,
+    _workers: Option<TestWorkers>,
 }
 
 fn column_type(t: &DataType) -> DefaultColumnType {
@@ -180,9 +186,9 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-async fn open_db(path: &Path) -> Db {
+async fn open_db(path: &Path, topology: Topology) -> Db {
     let engine_dir = path.components().any(|c| c.as_os_str() == "engine");
-    let (dir, engine) = seglake_tests::engine_with_demo(engine_dir).await;
+    let (dir, engine, workers) = seglake_tests::engine_on(topology, engine_dir).await;
     let target = if engine_dir {
         Target::Seglake(engine.session("slt").expect("session"))
     } else {
@@ -199,6 +205,7 @@ async fn open_db(path: &Path) -> Db {
         target,
         _dir: Some(dir),
         _engine: engine,
+        _workers: workers,
     }
 }
 
@@ -217,34 +224,38 @@ async fn main() {
         })
         .collect();
     let mut failed = 0;
-    for file in &files {
-        let name = file
-            .strip_prefix(&root)
-            .unwrap_or(file)
-            .display()
-            .to_string();
-        let db = open_db(file).await;
-        let mut runner = sqllogictest::Runner::new({
-            let cell = Arc::new(std::sync::Mutex::new(Some(db)));
-            move || {
-                let cell = Arc::clone(&cell);
-                async move {
-                    cell.lock()
-                        .expect("lock")
-                        .take()
-                        .ok_or_else(|| SltError("only one connection per file".into()))
+    let mut ran = 0;
+    for topology in Topology::selected() {
+        for file in &files {
+            ran += 1;
+            let name = format!(
+                "[{}] {}",
+                topology.name(),
+                file.strip_prefix(&root).unwrap_or(file).display()
+            );
+            let db = open_db(file, topology).await;
+            let mut runner = sqllogictest::Runner::new({
+                let cell = Arc::new(std::sync::Mutex::new(Some(db)));
+                move || {
+                    let cell = Arc::clone(&cell);
+                    async move {
+                        cell.lock()
+                            .expect("lock")
+                            .take()
+                            .ok_or_else(|| SltError("only one connection per file".into()))
+                    }
                 }
-            }
-        });
-        match runner.run_file_async(file).await {
-            Ok(()) => eprintln!("ok   {name}"),
-            Err(e) => {
-                failed += 1;
-                eprintln!("FAIL {name}\n{e}\n");
+            });
+            match runner.run_file_async(file).await {
+                Ok(()) => eprintln!("ok   {name}"),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("FAIL {name}\n{e}\n");
+                }
             }
         }
     }
-    let passed = files.len() - failed;
+    let passed = ran - failed;
     // The closing line test runners are read by.
     eprintln!("sqllogictests: {passed} passed, {failed} failed");
     if failed > 0 {

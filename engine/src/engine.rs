@@ -24,6 +24,7 @@ use seglake_catalog::{
 use tracing::{debug, info, warn};
 
 use crate::catalog_provider::{SnapshotCatalog, validate_schema};
+use crate::distributed::{self, Cluster, ClusterConfig};
 use crate::sql::rewrite_placeholders;
 use crate::system::SystemSchema;
 use crate::{EngineError, Result};
@@ -41,6 +42,8 @@ pub struct EngineConfig {
     /// Memory limit for query execution in bytes; operators that can spill
     /// do so, others fail with a resources-exhausted error.
     pub memory_limit: Option<usize>,
+    /// Workers to distribute queries to (`None`: single node).
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl EngineConfig {
@@ -51,6 +54,7 @@ impl EngineConfig {
             target_partitions: None,
             batch_size: None,
             memory_limit: None,
+            cluster: None,
         }
     }
 }
@@ -63,6 +67,7 @@ pub struct Engine {
     catalog: CatalogStore,
     runtime: Arc<RuntimeEnv>,
     system: Arc<SystemSchema>,
+    cluster: Option<Cluster>,
 }
 
 /// Whether a statement produces rows or changes something.
@@ -126,13 +131,18 @@ impl Engine {
         let runtime = rt.build_arc()?;
         runtime.register_object_store(warehouse.store_url(), warehouse.store());
         let catalog = CatalogStore::open(&warehouse).await?;
+        let cluster = match &config.cluster {
+            Some(c) => Some(Cluster::start(c.clone()).await?),
+            None => None,
+        };
         info!(warehouse = %warehouse.url(), "engine ready");
         Ok(Arc::new(Self {
             config,
             warehouse,
             catalog,
             runtime,
-            system: Arc::new(SystemSchema::default()),
+            system: Arc::new(SystemSchema::new(cluster.clone())),
+            cluster,
         }))
     }
 
@@ -142,6 +152,11 @@ impl Engine {
 
     pub fn runtime(&self) -> &Arc<RuntimeEnv> {
         &self.runtime
+    }
+
+    /// The workers of a coordinator (`None` on a single node).
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 
     /// The newest committed catalog.
@@ -171,11 +186,14 @@ impl Engine {
         // and pages with statistics.
         opts.execution.parquet.enable_page_index = true;
         opts.execution.parquet.pruning = true;
-        let mut state = SessionStateBuilder::new()
+        let mut builder = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
-            .with_runtime_env(Arc::clone(&self.runtime))
-            .build();
+            .with_runtime_env(Arc::clone(&self.runtime));
+        if let Some(cluster) = &self.cluster {
+            builder = cluster.configure(builder)?;
+        }
+        let mut state = builder.build();
         seglake_udfs::register_all(&mut state)?;
         Ok(state)
     }
@@ -328,6 +346,13 @@ impl Session {
         let (plan, _) = self.plan_with_params(sql, &params, true).await?;
         match classify(&plan) {
             StatementKind::Query => {
+                if let Some(cluster) = self.engine.cluster() {
+                    let schema = Arc::new(plan.schema().as_arrow().clone());
+                    let stream =
+                        distributed::supervise(cluster, &self.ctx, plan, Arc::clone(&schema))
+                            .await?;
+                    return Ok(Outcome::Rows { schema, stream });
+                }
                 let df = self.ctx.execute_logical_plan(plan).await?;
                 let schema = Arc::new(df.schema().as_arrow().clone());
                 let stream = df.execute_stream().await?;

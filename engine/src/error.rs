@@ -37,6 +37,14 @@ pub enum EngineError {
 
     #[error("{0}")]
     AlreadyExists(String),
+
+    /// A distributed worker stopped answering during a query.
+    #[error("worker {worker} is unavailable: {message}")]
+    WorkerUnavailable { worker: String, message: String },
+
+    /// The query ran past its deadline.
+    #[error("{0}")]
+    DeadlineExceeded(String),
 }
 
 /// What kind of failure an error is, independent of the transport.
@@ -58,6 +66,8 @@ pub enum ErrorKind {
     Cancelled,
     /// A bug or corrupt state on our side.
     Internal,
+    /// The query ran past its deadline.
+    DeadlineExceeded,
 }
 
 impl EngineError {
@@ -85,6 +95,8 @@ impl EngineError {
             Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            Self::WorkerUnavailable { .. } => ErrorKind::Unavailable,
+            Self::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod catalog_provider;
 pub mod demo;
+pub mod distributed;
 mod engine;
 mod error;
 mod ingest;
@@ -17,3 +18,4 @@ pub use seglake_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, S3Options, SYSTEM_SCH
 
 /// Re-exported so that callers use the exact versions the engine uses.
 pub use datafusion;
+pub use datafusion_distributed;

@@ -7,12 +7,14 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use seglake_engine::demo::DemoOptions;
+use seglake_engine::distributed::ClusterConfig;
 use seglake_engine::{Engine, EngineConfig, S3Options};
 use tracing::{info, warn};
 
 use crate::auth::Users;
 use crate::error::{Result, ServerError};
-use crate::server::{ServerOptions, start};
+use crate::server::{RunningServer, ServerOptions, start};
+use crate::worker::start_worker;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +33,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Write the demo data set into a warehouse and register its tables.
     Demo(DemoArgs),
+    /// Run a distributed worker: executes plan fragments sent by `seglake
+    /// serve --workers ...` coordinators sharing the same warehouse.
+    Worker(WorkerArgs),
 }
 
 /// Where the warehouse is (shared by every command).
@@ -116,6 +121,80 @@ impl DemoSizeArgs {
     }
 }
 
+/// Distributed execution, on the coordinator.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Workers to distribute queries to, as http://HOST:PORT (repeatable,
+    /// or comma-separated). A host name that resolves to several addresses
+    /// (a Kubernetes headless service) gives one worker per address.
+    /// Without workers, queries run on this server alone.
+    #[arg(long = "workers", env = "SEGLAKE_WORKERS", value_delimiter = ',')]
+    pub workers: Vec<String>,
+
+    /// How often workers are resolved and health-checked, in milliseconds.
+    #[arg(long, env = "SEGLAKE_WORKER_PROBE_INTERVAL_MS", default_value_t = 2000)]
+    pub worker_probe_interval_ms: u64,
+
+    /// A worker that does not answer a health check within this many
+    /// milliseconds gets no work until it answers again.
+    #[arg(long, env = "SEGLAKE_WORKER_PROBE_TIMEOUT_MS", default_value_t = 2000)]
+    pub worker_probe_timeout_ms: u64,
+
+    /// Tasks per distributed stage at most (default: the number of live
+    /// workers). Per session: SET distributed.max_tasks_per_stage = N.
+    #[arg(long, env = "SEGLAKE_MAX_TASKS_PER_STAGE")]
+    pub max_tasks_per_stage: Option<usize>,
+
+    /// Bytes of Parquet per scan partition (default 16 MiB): lower means
+    /// more tasks. Per session: SET distributed.file_scan_config_bytes_per_partition = N.
+    #[arg(long, env = "SEGLAKE_SCAN_BYTES_PER_PARTITION")]
+    pub scan_bytes_per_partition: Option<usize>,
+
+    /// Deadline of a distributed query, in seconds.
+    #[arg(long, env = "SEGLAKE_QUERY_TIMEOUT_SECS", default_value_t = 3600)]
+    pub query_timeout_secs: u64,
+}
+
+impl ClusterArgs {
+    fn config(&self) -> Option<ClusterConfig> {
+        let workers: Vec<String> = self
+            .workers
+            .iter()
+            .map(|w| w.trim().to_string())
+            .filter(|w| !w.is_empty())
+            .collect();
+        if workers.is_empty() {
+            return None;
+        }
+        let mut config = ClusterConfig::new(workers);
+        config.probe_interval = Duration::from_millis(self.worker_probe_interval_ms.max(100));
+        config.probe_timeout = Duration::from_millis(self.worker_probe_timeout_ms.max(50));
+        config.max_tasks_per_stage = self.max_tasks_per_stage;
+        config.scan_bytes_per_partition = self.scan_bytes_per_partition;
+        config.query_timeout = Duration::from_secs(self.query_timeout_secs.max(1));
+        Some(config)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+
+    /// Address to listen on (port 0 picks a free port; the bound address is
+    /// printed on standard output as `listening on ADDR`). The worker port
+    /// has no authentication: keep it on the cluster's private network.
+    #[arg(long, env = "SEGLAKE_LISTEN", default_value = "127.0.0.1:50052")]
+    pub listen: SocketAddr,
+
+    /// On SIGINT/SIGTERM, wait this long for running tasks before exiting.
+    #[arg(long, env = "SEGLAKE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -123,6 +202,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub execution: ExecutionArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Address to listen on (port 0 picks a free port; the bound address is
     /// printed on standard output as `listening on ADDR`).
@@ -163,9 +245,11 @@ pub struct DemoArgs {
 async fn open_engine(
     warehouse: &WarehouseArgs,
     execution: Option<&ExecutionArgs>,
+    cluster: Option<ClusterConfig>,
 ) -> Result<std::sync::Arc<Engine>> {
     let mut config = EngineConfig::new(warehouse.warehouse.clone());
     config.s3 = warehouse.s3();
+    config.cluster = cluster;
     if let Some(e) = execution {
         config.target_partitions = e.target_partitions;
         config.batch_size = e.batch_size;
@@ -249,11 +333,16 @@ async fn shutdown_signal() {
 /// `seglake serve`. `on_listening` receives the bound address.
 pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Result<()> {
     let users = users(&args)?;
-    let engine = open_engine(&args.warehouse, Some(&args.execution)).await?;
+    let engine = open_engine(
+        &args.warehouse,
+        Some(&args.execution),
+        args.cluster.config(),
+    )
+    .await?;
     if args.demo {
         install_demo(&engine, &args.demo_size, false).await?;
     }
-    let mut server = start(
+    let server = start(
         engine,
         ServerOptions {
             listen: args.listen,
@@ -263,13 +352,15 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
     )
     .await?;
     on_listening(server.addr());
+    stop_on_signal(server, args.shutdown_grace_secs).await
+}
+
+/// Waits for SIGINT/SIGTERM, then stops `server` gracefully.
+async fn stop_on_signal(mut server: RunningServer, grace_secs: u64) -> Result<()> {
     shutdown_signal().await;
-    info!(
-        grace_secs = args.shutdown_grace_secs,
-        "shutting down: finishing running calls"
-    );
+    info!(grace_secs, "shutting down: finishing running calls");
     server.trigger_shutdown();
-    match tokio::time::timeout(Duration::from_secs(args.shutdown_grace_secs), server.wait()).await {
+    match tokio::time::timeout(Duration::from_secs(grace_secs), server.wait()).await {
         Ok(result) => result,
         Err(_) => {
             warn!("calls still running after the grace period: stopping anyway");
@@ -278,9 +369,17 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
     }
 }
 
+/// `seglake worker`. `on_listening` receives the bound address.
+pub async fn worker(args: WorkerArgs, on_listening: impl FnOnce(SocketAddr)) -> Result<()> {
+    let engine = open_engine(&args.warehouse, Some(&args.execution), None).await?;
+    let server = start_worker(engine, args.listen).await?;
+    on_listening(server.addr());
+    stop_on_signal(server, args.shutdown_grace_secs).await
+}
+
 /// `seglake demo`.
 pub async fn demo(args: DemoArgs) -> Result<()> {
-    let engine = open_engine(&args.warehouse, None).await?;
+    let engine = open_engine(&args.warehouse, None, None).await?;
     install_demo(&engine, &args.demo_size, true).await
 }
 
@@ -289,5 +388,6 @@ pub async fn run(cli: Cli, on_listening: impl FnOnce(SocketAddr)) -> Result<()> 
     match cli.command {
         Command::Serve(args) => serve(args, on_listening).await,
         Command::Demo(args) => demo(args).await,
+        Command::Worker(args) => worker(args, on_listening).await,
     }
 }

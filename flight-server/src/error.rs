@@ -56,6 +56,7 @@ fn engine_code(kind: ErrorKind) -> Code {
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::Cancelled => Code::Cancelled,
         ErrorKind::Internal => Code::Internal,
+        ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
     }
 }
 

@@ -13,6 +13,8 @@ pub mod server;
 mod service;
 mod session_options;
 mod sql_info;
+pub mod worker;
 
 pub use error::{Result, ServerError};
 pub use server::{RunningServer, ServerOptions, start};
+pub use worker::start_worker;

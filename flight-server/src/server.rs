@@ -39,6 +39,18 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        shutdown: oneshot::Sender<()>,
+        task: JoinHandle<Result<()>>,
+    ) -> Self {
+        Self {
+            addr,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
     /// The bound address (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -1,0 +1,894 @@
+//! Distributed execution on `datafusion-distributed`: the coordinator side
+//! (worker discovery and health, planning, retries and deadlines) and the
+//! worker side (the session every plan fragment runs in).
+//!
+//! * A [`Cluster`] holds the configured workers. A background task resolves
+//!   them (a host name may resolve to several addresses: one worker each) and
+//!   probes each with the worker service's `GetWorkerInfo` call; only workers
+//!   that answered the last probe are handed to the distributed planner (it
+//!   is the [`WorkerResolver`]). With no live worker, queries run on the
+//!   coordinator alone.
+//! * Workers are reached over gRPC channels with connect and HTTP/2
+//!   keep-alive timeouts, so a machine that vanishes is noticed instead of
+//!   hanging a query.
+//! * [`supervise`] runs a query: if a worker stopped answering before the
+//!   first batch reached the client, the query runs again once on the
+//!   remaining workers; after that the client gets an `Unavailable` error
+//!   naming the worker. Every query has a deadline.
+//! * [`worker`] builds the worker service: the same functions
+//!   (`seglake_udfs::register_all`, appended to DataFusion's) and codec as the
+//!   coordinator, and the engine's runtime (object stores, memory pool).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use arrow::array::{RecordBatch, StringBuilder, TimestampMillisecondBuilder, UInt64Builder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::{FileGroup, FileGroupPartitioner, FileScanConfig};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use datafusion::prelude::SessionContext;
+use datafusion_distributed::grpc::{BoxCloneSyncChannel, create_worker_client};
+use datafusion_distributed::{
+    ChannelResolver, CoordinatorToWorkerMsg, DistributedExt, DistributedLeafExec,
+    ExecuteTaskRequest, GetWorkerInfoRequest, GetWorkerInfoResponse, ScaleUpLeafNodeEvent,
+    ScaleUpLeafNodeEventResponse, SessionStateBuilderExt, SetPlanRequest, Worker, WorkerChannel,
+    WorkerPlanRewriteEvent, WorkerPlanRewriteEventResponse, WorkerQueryContext, WorkerResolver,
+    WorkerToCoordinatorMsg,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use seglake_udfs::SeglakeCodec;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+use url::Url;
+use uuid::Uuid;
+
+use crate::{Engine, EngineError, Result};
+
+/// Version a worker reports; the coordinator only uses workers of its own
+/// version (plan fragments are not compatible across versions).
+pub const WORKER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How a coordinator finds and uses its workers.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Worker addresses: `http://host:port` or `host:port`. A host name that
+    /// resolves to several addresses (a Kubernetes headless service) gives
+    /// one worker per address, re-resolved at every probe.
+    pub workers: Vec<String>,
+    /// How often workers are resolved and probed.
+    pub probe_interval: Duration,
+    /// A worker that does not answer a probe within this time is down.
+    pub probe_timeout: Duration,
+    /// Tasks per stage at most (default: the number of live workers);
+    /// `SET distributed.max_tasks_per_stage` per session.
+    pub max_tasks_per_stage: Option<usize>,
+    /// Bytes of Parquet each scan partition should read: lower means more
+    /// tasks; `SET distributed.file_scan_config_bytes_per_partition`.
+    pub scan_bytes_per_partition: Option<usize>,
+    /// Deadline of a query (planning to last batch).
+    pub query_timeout: Duration,
+}
+
+impl ClusterConfig {
+    pub fn new(workers: Vec<String>) -> Self {
+        Self {
+            workers,
+            probe_interval: Duration::from_secs(2),
+            probe_timeout: Duration::from_secs(2),
+            max_tasks_per_stage: None,
+            scan_bytes_per_partition: None,
+            query_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Parses a worker address into a URL (`http://` by default).
+pub fn parse_worker_address(spec: &str) -> Result<Url> {
+    let spec = spec.trim();
+    let with_scheme = if spec.contains("://") {
+        spec.to_string()
+    } else {
+        format!("http://{spec}")
+    };
+    let url = Url::parse(&with_scheme).map_err(|e| {
+        EngineError::InvalidArgument(format!("invalid worker address '{spec}': {e}"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.port_or_known_default().is_none()
+    {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid worker address '{spec}': expected http://HOST:PORT"
+        )));
+    }
+    Ok(url)
+}
+
+/// Whether a worker answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerHealth {
+    /// Not probed yet.
+    Unknown,
+    /// Answered the last probe: gets work.
+    Up,
+    /// Did not answer the last probe: gets no work until it answers again.
+    Down,
+    /// Answers, but runs another Seglake version: gets no work.
+    Incompatible,
+}
+
+impl WorkerHealth {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::Incompatible => "incompatible",
+        }
+    }
+}
+
+/// One row of `system.workers`.
+#[derive(Debug, Clone)]
+pub struct WorkerStatus {
+    pub url: String,
+    pub state: WorkerHealth,
+    /// Last time the worker answered a probe.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Queries that sent this worker at least one task.
+    pub queries: u64,
+    /// Tasks (plan fragments) sent to this worker.
+    pub tasks: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug)]
+struct WorkerEntry {
+    url: Url,
+    state: WorkerHealth,
+    last_seen: Option<DateTime<Utc>>,
+    queries: u64,
+    tasks: u64,
+    last_error: Option<String>,
+    /// Recent query ids, to count queries rather than tasks.
+    recent_queries: VecDeque<Uuid>,
+}
+
+impl WorkerEntry {
+    fn new(url: Url) -> Self {
+        Self {
+            url,
+            state: WorkerHealth::Unknown,
+            last_seen: None,
+            queries: 0,
+            tasks: 0,
+            last_error: None,
+            recent_queries: VecDeque::new(),
+        }
+    }
+}
+
+/// gRPC channels to workers, one per URL, created lazily (they reconnect
+/// by themselves) with connect and keep-alive timeouts.
+#[derive(Debug, Default)]
+struct Channels {
+    connect_timeout: Duration,
+    map: Mutex<HashMap<Url, tonic::transport::Channel>>,
+}
+
+impl Channels {
+    fn new(connect_timeout: Duration) -> Self {
+        Self {
+            connect_timeout,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, url: &Url) -> DfResult<Box<dyn WorkerChannel>> {
+        let mut map = self.map.lock().expect("channel map poisoned");
+        let channel = match map.get(url) {
+            Some(c) => c.clone(),
+            None => {
+                let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?
+                    .connect_timeout(self.connect_timeout)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(10))
+                    .keep_alive_timeout(Duration::from_secs(20))
+                    .keep_alive_while_idle(true);
+                let channel = endpoint.connect_lazy();
+                map.insert(url.clone(), channel.clone());
+                channel
+            }
+        };
+        Ok(create_worker_client(BoxCloneSyncChannel::new(channel)))
+    }
+}
+
+/// The [`ChannelResolver`] of coordinators and workers. On the coordinator
+/// it also counts the tasks and queries each worker receives.
+#[derive(Clone)]
+struct SeglakeChannels {
+    channels: Arc<Channels>,
+    cluster: Option<Weak<ClusterInner>>,
+}
+
+#[async_trait]
+impl ChannelResolver for SeglakeChannels {
+    async fn get_worker_client_for_url(&self, url: &Url) -> DfResult<Box<dyn WorkerChannel>> {
+        let inner = self.channels.client(url)?;
+        Ok(match &self.cluster {
+            Some(cluster) => Box::new(CountingChannel {
+                url: url.clone(),
+                inner,
+                cluster: Weak::clone(cluster),
+            }),
+            None => inner,
+        })
+    }
+}
+
+/// A worker client that records, on the coordinator, the plan fragments it
+/// sends.
+struct CountingChannel {
+    url: Url,
+    inner: Box<dyn WorkerChannel>,
+    cluster: Weak<ClusterInner>,
+}
+
+#[async_trait]
+impl WorkerChannel for CountingChannel {
+    async fn coordinator_channel(
+        &mut self,
+        headers: http::HeaderMap,
+        set_plan_request: SetPlanRequest,
+        c2w_stream: BoxStream<'static, CoordinatorToWorkerMsg>,
+        metrics: ExecutionPlanMetricsSet,
+        task_ctx: &Arc<TaskContext>,
+    ) -> DfResult<BoxStream<'static, DfResult<WorkerToCoordinatorMsg>>> {
+        if let Some(cluster) = self.cluster.upgrade() {
+            cluster.record_task(&self.url, set_plan_request.task_key.query_id);
+        }
+        self.inner
+            .coordinator_channel(headers, set_plan_request, c2w_stream, metrics, task_ctx)
+            .await
+    }
+
+    async fn execute_task(
+        &mut self,
+        headers: http::HeaderMap,
+        request: ExecuteTaskRequest,
+        metrics: ExecutionPlanMetricsSet,
+        task_ctx: &Arc<TaskContext>,
+    ) -> DfResult<Vec<BoxStream<'static, DfResult<RecordBatch>>>> {
+        self.inner
+            .execute_task(headers, request, metrics, task_ctx)
+            .await
+    }
+
+    async fn get_worker_info(
+        &mut self,
+        request: GetWorkerInfoRequest,
+    ) -> DfResult<GetWorkerInfoResponse> {
+        self.inner.get_worker_info(request).await
+    }
+}
+
+#[derive(Debug)]
+struct ClusterInner {
+    config: ClusterConfig,
+    specs: Vec<Url>,
+    channels: Arc<Channels>,
+    workers: RwLock<BTreeMap<String, WorkerEntry>>,
+    /// Serialises refreshes (the background task and query retries).
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl ClusterInner {
+    fn live_urls(&self) -> Vec<Url> {
+        self.workers
+            .read()
+            .expect("workers lock poisoned")
+            .values()
+            .filter(|w| w.state == WorkerHealth::Up)
+            .map(|w| w.url.clone())
+            .collect()
+    }
+
+    fn record_task(&self, url: &Url, query_id: Uuid) {
+        let mut workers = self.workers.write().expect("workers lock poisoned");
+        if let Some(w) = workers.get_mut(url.as_str()) {
+            w.tasks += 1;
+            if !w.recent_queries.contains(&query_id) {
+                w.queries += 1;
+                w.recent_queries.push_back(query_id);
+                if w.recent_queries.len() > 256 {
+                    w.recent_queries.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Resolves the configured addresses (one URL per resolved address).
+    async fn resolve(&self) -> Vec<Url> {
+        let mut out = vec![];
+        for spec in &self.specs {
+            let host = spec.host_str().unwrap_or_default();
+            let literal = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok();
+            if literal {
+                out.push(spec.clone());
+                continue;
+            }
+            let port = spec.port_or_known_default().unwrap_or(80);
+            match tokio::net::lookup_host((host, port)).await {
+                Ok(addrs) => {
+                    let addrs: Vec<_> = addrs.collect();
+                    // A name with IPv4 addresses is served there (localhost
+                    // also resolves to ::1, the same process).
+                    let v4 = addrs.iter().any(|a| a.is_ipv4());
+                    for a in addrs.into_iter().filter(|a| a.is_ipv4() == v4) {
+                        let mut url = spec.clone();
+                        if url.set_ip_host(a.ip()).is_ok() && !out.contains(&url) {
+                            out.push(url);
+                        }
+                    }
+                }
+                Err(e) => warn!(worker = %spec, error = %e, "cannot resolve worker address"),
+            }
+        }
+        out
+    }
+
+    async fn probe(&self, url: &Url) -> std::result::Result<String, String> {
+        let call = async {
+            let mut client = self.channels.client(url).map_err(|e| e.to_string())?;
+            client
+                .get_worker_info(GetWorkerInfoRequest {})
+                .await
+                .map(|r| r.version)
+                .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(self.config.probe_timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "no answer within {} ms",
+                self.config.probe_timeout.as_millis()
+            )),
+        }
+    }
+
+    /// Resolves and probes every worker now.
+    async fn refresh(&self) {
+        let _guard = self.refreshing.lock().await;
+        let urls = self.resolve().await;
+        let results = futures::future::join_all(urls.iter().map(|u| self.probe(u))).await;
+        let now = Utc::now();
+        let mut workers = self.workers.write().expect("workers lock poisoned");
+        workers.retain(|k, _| urls.iter().any(|u| u.as_str() == k));
+        for (url, result) in urls.into_iter().zip(results) {
+            let entry = workers
+                .entry(url.to_string())
+                .or_insert_with(|| WorkerEntry::new(url.clone()));
+            let before = entry.state;
+            match result {
+                Ok(version) if version == WORKER_VERSION => {
+                    entry.state = WorkerHealth::Up;
+                    entry.last_seen = Some(now);
+                    entry.last_error = None;
+                }
+                Ok(version) => {
+                    entry.state = WorkerHealth::Incompatible;
+                    entry.last_seen = Some(now);
+                    entry.last_error = Some(format!(
+                        "worker runs version '{version}', the coordinator {WORKER_VERSION}"
+                    ));
+                }
+                Err(e) => {
+                    entry.state = WorkerHealth::Down;
+                    entry.last_error = Some(e);
+                }
+            }
+            if before != entry.state {
+                match entry.state {
+                    WorkerHealth::Up => info!(worker = %url, "worker up"),
+                    _ => warn!(
+                        worker = %url,
+                        state = entry.state.label(),
+                        error = entry.last_error.as_deref().unwrap_or_default(),
+                        "worker unavailable"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// The workers of a coordinator (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    inner: Arc<ClusterInner>,
+}
+
+impl Cluster {
+    /// Resolves and probes the workers once, then keeps probing them in the
+    /// background for as long as the cluster lives.
+    pub async fn start(config: ClusterConfig) -> Result<Self> {
+        if config.workers.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "a cluster needs at least one worker address".into(),
+            ));
+        }
+        let specs = config
+            .workers
+            .iter()
+            .map(|s| parse_worker_address(s))
+            .collect::<Result<Vec<_>>>()?;
+        let inner = Arc::new(ClusterInner {
+            channels: Arc::new(Channels::new(config.probe_timeout)),
+            config,
+            specs,
+            workers: RwLock::new(BTreeMap::new()),
+            refreshing: tokio::sync::Mutex::new(()),
+        });
+        inner.refresh().await;
+        let weak = Arc::downgrade(&inner);
+        let interval = inner.config.probe_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.refresh().await;
+            }
+        });
+        let cluster = Self { inner };
+        info!(
+            workers = cluster.inner.config.workers.join(","),
+            live = cluster.live_urls().len(),
+            "distributed execution enabled"
+        );
+        Ok(cluster)
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.inner.config
+    }
+
+    /// Workers that answered the last probe.
+    pub fn live_urls(&self) -> Vec<Url> {
+        self.inner.live_urls()
+    }
+
+    /// Resolves and probes every worker now.
+    pub async fn refresh(&self) {
+        self.inner.refresh().await
+    }
+
+    /// Every known worker, for `system.workers`.
+    pub fn statuses(&self) -> Vec<WorkerStatus> {
+        self.inner
+            .workers
+            .read()
+            .expect("workers lock poisoned")
+            .values()
+            .map(|w| WorkerStatus {
+                url: w.url.to_string(),
+                state: w.state,
+                last_seen: w.last_seen,
+                queries: w.queries,
+                tasks: w.tasks,
+                last_error: w.last_error.clone(),
+            })
+            .collect()
+    }
+
+    /// Adds the distributed planner, worker resolver, channels, codec and
+    /// parallelism settings to a coordinator's session.
+    pub(crate) fn configure(&self, builder: SessionStateBuilder) -> Result<SessionStateBuilder> {
+        let mut builder = builder
+            .with_distributed_planner()
+            .with_distributed_worker_resolver(ClusterResolver(Arc::clone(&self.inner)))
+            .with_distributed_channel_resolver(SeglakeChannels {
+                channels: Arc::clone(&self.inner.channels),
+                cluster: Some(Arc::downgrade(&self.inner)),
+            })
+            .with_distributed_user_codec(SeglakeCodec::new())
+            .with_distributed_scale_up_leaf_node_handler(split_file_scan);
+        if let Some(n) = self.inner.config.max_tasks_per_stage {
+            builder = builder.with_distributed_max_tasks_per_stage(n)?;
+        }
+        if let Some(n) = self.inner.config.scan_bytes_per_partition {
+            builder = builder.with_distributed_file_scan_config_bytes_per_partition(n)?;
+        }
+        // Plan on the coordinator alone while no worker is live.
+        let distributed = builder.query_planner().take().ok_or_else(|| {
+            EngineError::DataFusion(DataFusionError::Internal(
+                "the distributed planner is missing".into(),
+            ))
+        })?;
+        Ok(builder.with_query_planner(Arc::new(ClusterQueryPlanner {
+            distributed,
+            cluster: self.clone(),
+        })))
+    }
+
+    /// Workers live at `before` that are not live now (after a probe).
+    async fn lost_since(&self, before: &[Url]) -> Vec<Url> {
+        self.refresh().await;
+        let now = self.live_urls();
+        before
+            .iter()
+            .filter(|u| !now.contains(u))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Splits a Parquet scan over `task_count` tasks, every task getting the
+/// same number of partitions (datafusion-distributed 4.0.0's own split
+/// gives tasks different partition counts when the files cannot be split
+/// into `partitions × tasks` groups, which fails planning): the files are
+/// spread over the tasks and the shorter tasks get empty partitions.
+fn split_file_scan(ev: ScaleUpLeafNodeEvent<'_>) -> Option<DfResult<ScaleUpLeafNodeEventResponse>> {
+    let source = ev.plan.downcast_ref::<DataSourceExec>()?;
+    let scan = source.data_source().downcast_ref::<FileScanConfig>()?;
+    let tasks = ev.task_count.max(1);
+    let target = ev.plan.output_partitioning().partition_count().max(1) * tasks;
+    let groups: Vec<FileGroup> = if !scan.output_ordering.is_empty() {
+        // Groups as planned: each keeps its files' order.
+        scan.file_groups.clone()
+    } else if scan.output_partitioning.is_some() {
+        // Whole files, spread evenly.
+        let mut groups = vec![vec![]; target];
+        for (i, file) in scan.file_groups.iter().flat_map(|g| g.iter()).enumerate() {
+            groups[i % target].push(file.clone());
+        }
+        groups.into_iter().map(FileGroup::new).collect()
+    } else {
+        FileGroupPartitioner::new()
+            .with_target_partitions(target)
+            .with_repartition_file_min_size(0)
+            .repartition_file_groups(&scan.file_groups)
+            .unwrap_or_else(|| scan.file_groups.clone())
+    };
+    let mut per_task: Vec<Vec<FileGroup>> = vec![vec![]; tasks];
+    for (i, group) in groups.into_iter().enumerate() {
+        per_task[i % tasks].push(group);
+    }
+    let width = per_task.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let variants = per_task.into_iter().map(|mut groups| {
+        groups.resize_with(width, || FileGroup::new(vec![]));
+        let mut variant = scan.clone();
+        variant.file_groups = groups;
+        DataSourceExec::from_data_source(variant) as Arc<dyn ExecutionPlan>
+    });
+    Some(
+        DistributedLeafExec::try_new(Arc::clone(ev.plan), variants)
+            .map(|leaf| ScaleUpLeafNodeEventResponse::new(Arc::new(leaf))),
+    )
+}
+
+/// The live workers, for the distributed planner.
+struct ClusterResolver(Arc<ClusterInner>);
+
+impl WorkerResolver for ClusterResolver {
+    fn get_urls(&self) -> DfResult<Vec<Url>> {
+        Ok(self.0.live_urls())
+    }
+}
+
+/// The distributed planner while workers are live, DataFusion's own
+/// otherwise.
+struct ClusterQueryPlanner {
+    distributed: Arc<dyn QueryPlanner + Send + Sync>,
+    cluster: Cluster,
+}
+
+impl std::fmt::Debug for ClusterQueryPlanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterQueryPlanner").finish()
+    }
+}
+
+#[async_trait]
+impl QueryPlanner for ClusterQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session_state: &dyn datafusion::catalog::Session,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if self.cluster.live_urls().is_empty() {
+            debug!("no live worker: planning on the coordinator alone");
+            return DefaultPhysicalPlanner::default()
+                .create_physical_plan(logical_plan, session_state)
+                .await;
+        }
+        self.distributed
+            .create_physical_plan(logical_plan, session_state)
+            .await
+    }
+}
+
+async fn start_query(
+    ctx: &SessionContext,
+    plan: &LogicalPlan,
+) -> Result<SendableRecordBatchStream> {
+    let df = ctx.execute_logical_plan(plan.clone()).await?;
+    Ok(df.execute_stream().await?)
+}
+
+fn deadline_error(timeout: Duration) -> DataFusionError {
+    DataFusionError::External(Box::new(EngineError::DeadlineExceeded(format!(
+        "the query did not finish within its deadline of {} s (--query-timeout-secs)",
+        timeout.as_secs()
+    ))))
+}
+
+fn lost_error(lost: &[Url], cause: &DataFusionError) -> DataFusionError {
+    let names: Vec<_> = lost.iter().map(Url::as_str).collect();
+    DataFusionError::External(Box::new(EngineError::WorkerUnavailable {
+        worker: names.join(", "),
+        message: cause.to_string(),
+    }))
+}
+
+/// Runs a query on the cluster: a retry on the remaining workers if one
+/// was lost before any batch was produced, an `Unavailable` error naming
+/// the worker after that, and a deadline.
+pub(crate) async fn supervise(
+    cluster: &Cluster,
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    schema: SchemaRef,
+) -> Result<SendableRecordBatchStream> {
+    let timeout = cluster.config().query_timeout;
+    let deadline = Instant::now() + timeout;
+    let live = cluster.live_urls();
+    let first = tokio::time::timeout_at(deadline, start_query(ctx, &plan))
+        .await
+        .map_err(|_| EngineError::DataFusion(deadline_error(timeout)))?;
+    let (stream, retried, live) = match first {
+        Ok(s) => (s, false, live),
+        Err(e) => {
+            let lost = cluster.lost_since(&live).await;
+            if lost.is_empty() {
+                return Err(e);
+            }
+            warn!(lost = ?lost.iter().map(Url::as_str).collect::<Vec<_>>(), error = %e, "worker lost while starting a query: retrying once");
+            let live = cluster.live_urls();
+            let s = tokio::time::timeout_at(deadline, start_query(ctx, &plan))
+                .await
+                .map_err(|_| EngineError::DataFusion(deadline_error(timeout)))??;
+            (s, true, live)
+        }
+    };
+    let state = Supervised {
+        stream: Some(stream),
+        cluster: cluster.clone(),
+        ctx: ctx.clone(),
+        plan,
+        live,
+        sent: false,
+        retried,
+        deadline,
+        timeout,
+    };
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        let item = st.next().await?;
+        Some((item, st))
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+}
+
+struct Supervised {
+    /// `None` once the query ended.
+    stream: Option<SendableRecordBatchStream>,
+    cluster: Cluster,
+    ctx: SessionContext,
+    plan: LogicalPlan,
+    /// Workers live when the current attempt started.
+    live: Vec<Url>,
+    /// Whether a batch was produced (and so may have reached the client).
+    sent: bool,
+    retried: bool,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl Supervised {
+    async fn next(&mut self) -> Option<DfResult<RecordBatch>> {
+        loop {
+            let stream = self.stream.as_mut()?;
+            let item = match tokio::time::timeout_at(self.deadline, stream.next()).await {
+                Ok(item) => item,
+                Err(_) => {
+                    self.stream = None;
+                    return Some(Err(deadline_error(self.timeout)));
+                }
+            };
+            match item {
+                None => {
+                    self.stream = None;
+                    return None;
+                }
+                Some(Ok(batch)) => {
+                    self.sent = true;
+                    return Some(Ok(batch));
+                }
+                Some(Err(e)) => {
+                    self.stream = None;
+                    let lost = self.cluster.lost_since(&self.live).await;
+                    if lost.is_empty() {
+                        return Some(Err(e));
+                    }
+                    if self.sent || self.retried {
+                        warn!(lost = ?lost.iter().map(Url::as_str).collect::<Vec<_>>(), error = %e, "worker lost during a query");
+                        return Some(Err(lost_error(&lost, &e)));
+                    }
+                    warn!(lost = ?lost.iter().map(Url::as_str).collect::<Vec<_>>(), error = %e, "worker lost before the first batch: retrying the query once");
+                    self.retried = true;
+                    self.live = self.cluster.live_urls();
+                    match tokio::time::timeout_at(self.deadline, start_query(&self.ctx, &self.plan))
+                        .await
+                    {
+                        Ok(Ok(s)) => self.stream = Some(s),
+                        Ok(Err(e)) => return Some(Err(DataFusionError::External(Box::new(e)))),
+                        Err(_) => return Some(Err(deadline_error(self.timeout))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Registers the object store of every file scan of a worker's plan
+/// fragment (tables outside the warehouse store: other buckets, local files).
+fn register_scan_stores(engine: &Engine, plan: &Arc<dyn ExecutionPlan>) -> DfResult<()> {
+    plan.apply(|node| {
+        if let Some(source) = node.downcast_ref::<DataSourceExec>()
+            && let Some(scan) = source.data_source().downcast_ref::<FileScanConfig>()
+        {
+            engine
+                .ensure_object_store(scan.object_store_url.as_str())
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(())
+}
+
+/// The worker service of `seglake worker`: plan fragments run with the
+/// engine's runtime (object stores, memory pool), DataFusion's functions
+/// plus Seglake's, and Seglake's codec.
+pub fn worker(engine: Arc<Engine>) -> Worker {
+    let channels = SeglakeChannels {
+        channels: Arc::new(Channels::new(Duration::from_secs(5))),
+        cluster: None,
+    };
+    let runtime = Arc::clone(engine.runtime());
+    Worker::from_session_builder(move |ctx: WorkerQueryContext| {
+        let engine = Arc::clone(&engine);
+        let channels = channels.clone();
+        async move {
+            let mut state = ctx
+                .builder
+                .with_distributed_user_codec(SeglakeCodec::new())
+                .with_distributed_channel_resolver(channels)
+                .with_distributed_worker_plan_rewrite_handler(
+                    move |ev: WorkerPlanRewriteEvent<'_>| {
+                        register_scan_stores(&engine, &ev.plan)?;
+                        Ok(WorkerPlanRewriteEventResponse::new(ev.plan))
+                    },
+                )
+                .build();
+            // Appends to DataFusion's functions (never replaces them).
+            seglake_udfs::register_all(&mut state)?;
+            Ok(state)
+        }
+    })
+    .with_runtime_env(runtime)
+    .with_version(WORKER_VERSION)
+}
+
+/// The schema of `system.workers`.
+pub fn workers_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("url", DataType::Utf8, false),
+        Field::new("state", DataType::Utf8, false),
+        Field::new(
+            "last_seen",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("queries", DataType::UInt64, false),
+        Field::new("tasks", DataType::UInt64, false),
+        Field::new("last_error", DataType::Utf8, true),
+    ]))
+}
+
+/// The rows of `system.workers` (none on a single node).
+pub fn workers_batch(cluster: Option<&Cluster>) -> Result<RecordBatch> {
+    let statuses = cluster.map(Cluster::statuses).unwrap_or_default();
+    let mut url = StringBuilder::new();
+    let mut state = StringBuilder::new();
+    let mut last_seen = TimestampMillisecondBuilder::new().with_timezone("UTC");
+    let mut queries = UInt64Builder::new();
+    let mut tasks = UInt64Builder::new();
+    let mut last_error = StringBuilder::new();
+    for s in statuses {
+        url.append_value(&s.url);
+        state.append_value(s.state.label());
+        last_seen.append_option(s.last_seen.map(|t| t.timestamp_millis()));
+        queries.append_value(s.queries);
+        tasks.append_value(s.tasks);
+        last_error.append_option(s.last_error);
+    }
+    Ok(RecordBatch::try_new(
+        workers_schema(),
+        vec![
+            Arc::new(url.finish()),
+            Arc::new(state.finish()),
+            Arc::new(last_seen.finish()),
+            Arc::new(queries.finish()),
+            Arc::new(tasks.finish()),
+            Arc::new(last_error.finish()),
+        ],
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_addresses() {
+        assert_eq!(
+            parse_worker_address("127.0.0.1:50052").unwrap().as_str(),
+            "http://127.0.0.1:50052/"
+        );
+        assert_eq!(
+            parse_worker_address(" http://workers.seglake:7000 ")
+                .unwrap()
+                .as_str(),
+            "http://workers.seglake:7000/"
+        );
+        assert!(parse_worker_address("ftp://x:1").is_err());
+        assert!(parse_worker_address("http://").is_err());
+    }
+
+    #[tokio::test]
+    async fn unreachable_worker_is_down() {
+        // A port nobody listens on (bound, then released).
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut config = ClusterConfig::new(vec![format!("127.0.0.1:{port}")]);
+        config.probe_timeout = Duration::from_millis(500);
+        let cluster = Cluster::start(config).await.unwrap();
+        assert!(cluster.live_urls().is_empty());
+        let statuses = cluster.statuses();
+        assert_eq!(statuses.len(), 1);
+        assert_eq!(statuses[0].state, WorkerHealth::Down);
+        let batch = workers_batch(Some(&cluster)).unwrap();
+        assert_eq!(batch.num_rows(), 1);
+    }
+}
