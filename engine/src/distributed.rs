@@ -35,7 +35,8 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, PlanType, StringifiedPlan, ToStringifiedPlan};
+use datafusion::physical_plan::explain::ExplainExec;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
@@ -47,7 +48,7 @@ use datafusion_distributed::{
     ExecuteTaskRequest, GetWorkerInfoRequest, GetWorkerInfoResponse, ScaleUpLeafNodeEvent,
     ScaleUpLeafNodeEventResponse, SessionStateBuilderExt, SetPlanRequest, Worker, WorkerChannel,
     WorkerPlanRewriteEvent, WorkerPlanRewriteEventResponse, WorkerQueryContext, WorkerResolver,
-    WorkerToCoordinatorMsg,
+    WorkerToCoordinatorMsg, display_plan_ascii,
 };
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -620,6 +621,32 @@ impl QueryPlanner for ClusterQueryPlanner {
             return DefaultPhysicalPlanner::default()
                 .create_physical_plan(logical_plan, session_state)
                 .await;
+        }
+        // DataFusion's EXPLAIN plans its input with its own physical
+        // planner: show the distributed plan (stages, tasks) instead.
+        if let LogicalPlan::Explain(explain) = logical_plan
+            && explain.logical_optimization_succeeded
+        {
+            let plan = self
+                .distributed
+                .create_physical_plan(&explain.plan, session_state)
+                .await?;
+            let mut plans: Vec<StringifiedPlan> = explain.stringified_plans.clone();
+            if !plans
+                .iter()
+                .any(|p| p.plan_type == PlanType::FinalLogicalPlan)
+            {
+                plans.push(explain.plan.to_stringified(PlanType::FinalLogicalPlan));
+            }
+            plans.push(StringifiedPlan::new(
+                PlanType::FinalPhysicalPlan,
+                display_plan_ascii(plan.as_ref(), false),
+            ));
+            return Ok(Arc::new(ExplainExec::new(
+                Arc::clone(explain.schema.inner()),
+                plans,
+                explain.verbose,
+            )));
         }
         self.distributed
             .create_physical_plan(logical_plan, session_state)

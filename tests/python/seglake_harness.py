@@ -40,10 +40,23 @@ DEFAULT_PASSWORD = "seglake"
 
 LISTENING_RE = re.compile(r"^listening on (127\.0\.0\.1:\d+)$")
 
-# Topologies the suite runs against. "single" is one `seglake serve`; a later
-# "distributed" (coordinator + workers) is added in Launcher._start_topology
-# and in this list (or through SEGLAKE_TEST_TOPOLOGIES=single,distributed).
-KNOWN_TOPOLOGIES = ("single",)
+# Topologies the suite runs against (SEGLAKE_TEST_TOPOLOGIES, default
+# "single"): "single" is one `seglake serve`; "distributed" is
+# SEGLAKE_TEST_WORKERS (3) `seglake worker` processes and a `seglake serve
+# --workers ...` coordinator, all on 127.0.0.1:0.
+KNOWN_TOPOLOGIES = ("single", "distributed")
+TEST_WORKERS = int(os.environ.get("SEGLAKE_TEST_WORKERS", "3"))
+# Coordinator flags of the distributed topology: small scan partitions so
+# that the small test warehouses are spread over every worker, and fast
+# health checks.
+COORDINATOR_ARGS = (
+    "--scan-bytes-per-partition",
+    "65536",
+    "--worker-probe-interval-ms",
+    "500",
+    "--worker-probe-timeout-ms",
+    "2000",
+)
 
 
 def seglake_bin() -> Path:
@@ -102,7 +115,8 @@ class LineReader:
 
 
 class ServerProcess:
-    """One `seglake serve` process started with --listen 127.0.0.1:0."""
+    """One `seglake serve` or `seglake worker` process started with
+    --listen 127.0.0.1:0."""
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], log_path: Path, name: str):
         self.argv = list(argv)
@@ -213,6 +227,8 @@ class Deployment:
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     stopped: bool = False
+    # The worker processes of a distributed deployment (also in `processes`).
+    workers: list[ServerProcess] = field(default_factory=list)
 
     def connect(self, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD):
         return connect(self.uri, user, password)
@@ -282,9 +298,36 @@ class Launcher:
             argv = [str(self.binary), "serve", "--warehouse", warehouse, "--listen", "127.0.0.1:0", *args]
             proc = ServerProcess(argv, child_env(env), self.log_dir / f"{name}.log", name)
             return Deployment("single", warehouse, [proc], proc.uri, args, env)
-        # "distributed": start workers, then a coordinator pointing at them,
-        # and return the coordinator's URI as the deployment's endpoint.
-        raise NotImplementedError(self.topology)
+        # "distributed": workers first, then a coordinator pointing at them;
+        # the coordinator is the deployment's endpoint.
+        workers: list[ServerProcess] = []
+        try:
+            for i in range(TEST_WORKERS):
+                name = f"seglake-{self._count}-worker{i}"
+                argv = [str(self.binary), "worker", "--warehouse", warehouse, "--listen", "127.0.0.1:0"]
+                workers.append(ServerProcess(argv, child_env(env), self.log_dir / f"{name}.log", name))
+            urls = ",".join(f"http://{w.address}" for w in workers)
+            name = f"seglake-{self._count}-coordinator"
+            argv = [
+                str(self.binary),
+                "serve",
+                "--warehouse",
+                warehouse,
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                urls,
+                *COORDINATOR_ARGS,
+                *args,
+            ]
+            coordinator = ServerProcess(argv, child_env(env), self.log_dir / f"{name}.log", name)
+        except BaseException:
+            for w in workers:
+                w.kill()
+            raise
+        return Deployment(
+            "distributed", warehouse, [*workers, coordinator], coordinator.uri, args, env, workers=workers
+        )
 
     def stop_all(self) -> None:
         errors = []
