@@ -91,6 +91,15 @@ async fn marketing_query_on_three_workers_equals_single_node() {
     let got = rows(&query(&coordinator, MARKETING_QUERY).await);
     assert_eq!(got, expected);
 
+    // Ordered results over sorted Parquet files (the events are sorted by
+    // event_time) stay ordered and correct whatever the arrival order of
+    // the shuffled streams.
+    let ordered = "SELECT date_trunc('month', event_time) AS m, channel, count(*) FROM events GROUP BY 1, 2 ORDER BY 1, 2";
+    let expected = rows(&query(&single, ordered).await);
+    for _ in 0..5 {
+        assert_eq!(rows(&query(&coordinator, ordered).await), expected);
+    }
+
     // The plan has network boundaries (stages run on the workers)...
     let plan = text(&coordinator, &format!("EXPLAIN {MARKETING_QUERY}")).await;
     assert!(plan.contains("DistributedExec"), "{plan}");

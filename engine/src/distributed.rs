@@ -28,7 +28,8 @@ use arrow::array::{RecordBatch, StringBuilder, TimestampMillisecondBuilder, UInt
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::config::ConfigOptions;
 use datafusion::datasource::physical_plan::{FileGroup, FileGroupPartitioner, FileScanConfig};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -36,6 +37,8 @@ use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{LogicalPlan, PlanType, StringifiedPlan, ToStringifiedPlan};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::explain::ExplainExec;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -519,6 +522,15 @@ impl Cluster {
         if let Some(n) = self.inner.config.scan_bytes_per_partition {
             builder = builder.with_distributed_file_scan_config_bytes_per_partition(n)?;
         }
+        // datafusion-distributed 4.0.0's NetworkShuffleExec merges the
+        // streams of several tasks in arrival order but advertises its
+        // input's sort order, so plans relying on the order of sorted
+        // Parquet files (sorted aggregation, merges without a sort) give
+        // wrong results: forget that order before anything relies on it.
+        builder
+            .physical_optimizer_rules()
+            .get_or_insert_with(|| PhysicalOptimizer::new().rules)
+            .insert(0, Arc::new(ForgetFileOrdering));
         // Plan on the coordinator alone while no worker is live.
         let distributed = builder.query_planner().take().ok_or_else(|| {
             EngineError::DataFusion(DataFusionError::Internal(
@@ -540,6 +552,41 @@ impl Cluster {
             .filter(|u| !now.contains(u))
             .cloned()
             .collect()
+    }
+}
+
+/// Drops the sort order that file scans derive from Parquet metadata (see
+/// [`Cluster::configure`]); sorts are then planned explicitly.
+#[derive(Debug)]
+struct ForgetFileOrdering;
+
+impl PhysicalOptimizerRule for ForgetFileOrdering {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            if let Some(source) = node.downcast_ref::<DataSourceExec>()
+                && let Some(scan) = source.data_source().downcast_ref::<FileScanConfig>()
+                && !scan.output_ordering.is_empty()
+            {
+                let mut scan = scan.clone();
+                scan.output_ordering.clear();
+                let node: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(scan);
+                return Ok(Transformed::yes(node));
+            }
+            Ok(Transformed::no(node))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "seglake_forget_file_ordering"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
     }
 }
 
