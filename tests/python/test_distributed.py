@@ -25,7 +25,7 @@ import seglake_harness as h
 # Long enough (seconds on a debug build) to kill a worker while it runs;
 # one result batch, produced at the end: a lost worker means a retry.
 HEAVY_QUERY = (
-    "SELECT count(*) AS pairs, sum(length(a.event_id) + length(b.event_id)) AS chars "
+    "SELECT count(*) AS pairs, CAST(sum(length(a.event_id) + length(b.event_id)) AS BIGINT) AS chars "
     "FROM events a JOIN events b ON a.profile_id = b.profile_id"
 )
 
@@ -44,6 +44,8 @@ def cluster(cluster_launch, demo_warehouse):
     """A fresh coordinator + 3 workers on the session's demo warehouse."""
     dep = cluster_launch.start(demo_warehouse)
     yield dep
+    # Workers a test killed are gone; every other process must stop cleanly.
+    dep.processes = [p for p in dep.processes if p.returncode is None]
     dep.stop()
 
 
