@@ -191,8 +191,7 @@ async fn commands_run_at_get_flight_info() {
     // Updates report counts: 0 for DDL, rows for INSERT.
     let n = c
         .execute_update(
-            "CREATE EXTERNAL TABLE marketing.copy (id VARCHAR, n BIGINT) STORED AS PARQUET LOCATION 'tables/copy'"
-                .into(),
+            "CREATE TABLE marketing.copy (id VARCHAR, n BIGINT)".into(),
             None,
         )
         .await

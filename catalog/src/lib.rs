@@ -26,8 +26,8 @@ mod warehouse;
 
 pub use error::{CatalogError, Result};
 pub use model::{
-    CatalogState, DEFAULT_CATALOG, DEFAULT_SCHEMA, PartitionColumn, SYSTEM_SCHEMA, SchemaEntry,
-    TableEntry, TableFormat, TableKind,
+    CatalogState, DEFAULT_CATALOG, DEFAULT_SCHEMA, ErasedTable, ErasureReceipt, PartitionColumn,
+    SYSTEM_SCHEMA, SchemaEntry, TableEntry, TableFormat, TableKind,
 };
 pub use store::{CatalogStore, Snapshot};
 pub use warehouse::{S3Options, Warehouse};

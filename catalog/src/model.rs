@@ -22,6 +22,29 @@ pub const SYSTEM_SCHEMA: &str = "system";
 pub struct CatalogState {
     #[serde(default)]
     pub schemas: BTreeMap<String, SchemaEntry>,
+    /// Receipts of `FORGET PROFILE`, oldest first. A profile id listed here
+    /// is a tombstone: managed-table writes drop its rows.
+    #[serde(default)]
+    pub erasures: Vec<ErasureReceipt>,
+}
+
+/// What `FORGET PROFILE` erased, kept as proof (`system.erasures`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasureReceipt {
+    pub profile_id: String,
+    pub erased_at: DateTime<Utc>,
+    pub user: String,
+    pub tables: Vec<ErasedTable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasedTable {
+    pub schema: String,
+    pub table: String,
+    pub rows_removed: u64,
+    pub files_rewritten: u64,
+    /// Files physically deleted by the vacuum that followed.
+    pub files_deleted: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +57,11 @@ pub struct SchemaEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TableFormat {
+    /// A directory of Parquet files (optionally hive-partitioned).
     Parquet,
+    /// A Delta Lake table (Parquet files and a `_delta_log`): every table
+    /// Seglake writes.
+    Delta,
 }
 
 /// Who owns the data files.
@@ -74,6 +101,19 @@ pub struct TableEntry {
 }
 
 impl CatalogState {
+    /// Whether `profile_id` was erased (a tombstone stands).
+    pub fn is_forgotten(&self, profile_id: &str) -> bool {
+        self.erasures.iter().any(|e| e.profile_id == profile_id)
+    }
+
+    /// Every erased profile id.
+    pub fn forgotten(&self) -> std::collections::BTreeSet<&str> {
+        self.erasures
+            .iter()
+            .map(|e| e.profile_id.as_str())
+            .collect()
+    }
+
     /// A new catalog: the `public` schema only.
     pub fn initial(now: DateTime<Utc>) -> Self {
         let mut state = Self::default();

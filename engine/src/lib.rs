@@ -3,11 +3,14 @@
 //! demo data generator.
 
 mod catalog_provider;
+pub mod delta;
 pub mod demo;
 mod engine;
 mod error;
 mod ingest;
+mod managed;
 pub mod sql;
+mod statements;
 mod system;
 
 pub use engine::{Engine, EngineConfig, Outcome, Prepared, Session, StatementKind, TableInfo};
