@@ -143,13 +143,36 @@ impl Engine {
         location: &str,
         at: Option<&TimeTravel>,
     ) -> Result<DeltaTable> {
+        // A timestamp selects the newest commit whose commit time (the one
+        // system.table_history shows) is at or before it; delta-rs would use
+        // the log files' modification times instead.
+        let resolved;
+        let at = match at {
+            Some(TimeTravel::Timestamp(t)) => {
+                let newest = Box::pin(self.open_delta(location, None)).await?;
+                let version = history(&newest)
+                    .await?
+                    .into_iter()
+                    .filter(|c| c.timestamp.is_some_and(|ts| ts <= *t))
+                    .map(|c| c.version)
+                    .max()
+                    .ok_or_else(|| {
+                        EngineError::InvalidArgument(format!(
+                            "no version of the table matches timestamp {} (the table is \
+                             newer, or its older history was removed)",
+                            t.to_rfc3339()
+                        ))
+                    })?;
+                resolved = TimeTravel::Version(version);
+                Some(&resolved)
+            }
+            other => other,
+        };
         let (store, url) = self.delta_store(location)?;
         let mut builder =
             DeltaTableBuilder::from_url(url.clone())?.with_storage_backend(store, url);
-        match at {
-            None => {}
-            Some(TimeTravel::Version(v)) => builder = builder.with_version((*v).max(0) as u64),
-            Some(TimeTravel::Timestamp(t)) => builder = builder.with_timestamp(*t),
+        if let Some(TimeTravel::Version(v)) = at {
+            builder = builder.with_version((*v).max(0) as u64);
         }
         builder.load().await.map_err(|e| match (at, e) {
             (
@@ -173,7 +196,10 @@ impl Engine {
         at: Option<&TimeTravel>,
     ) -> Result<Arc<dyn TableProvider>> {
         let table = self.open_delta(location, at).await?;
-        Ok(table.table_provider().await?)
+        Ok(table
+            .table_provider()
+            .with_session(self.scan_session()?)
+            .await?)
     }
 
     fn delta_store(&self, location: &str) -> Result<(ObjectStoreRef, Url)> {

@@ -64,6 +64,8 @@ pub struct Engine {
     warehouse: Warehouse,
     catalog: CatalogStore,
     runtime: Arc<RuntimeEnv>,
+    /// Settings Delta scans follow (view types, pushdown), built once.
+    scan_session: std::sync::OnceLock<Arc<SessionState>>,
 }
 
 /// A statement after the front-end: Seglake's own, or a DataFusion plan.
@@ -145,6 +147,7 @@ impl Engine {
             warehouse,
             catalog,
             runtime,
+            scan_session: std::sync::OnceLock::new(),
         }))
     }
 
@@ -183,6 +186,10 @@ impl Engine {
         // and pages with statistics.
         opts.execution.parquet.enable_page_index = true;
         opts.execution.parquet.pruning = true;
+        // Strings as Utf8, not Utf8View: Flight SQL clients (JDBC, older
+        // ADBC/pyarrow, BI tools) do not all read view types, and results
+        // keep the types the tables were written with.
+        opts.execution.parquet.schema_force_view_types = false;
         let mut state = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
@@ -190,6 +197,15 @@ impl Engine {
             .build();
         seglake_udfs::register_all(&mut state)?;
         Ok(state)
+    }
+
+    /// The session whose settings Delta table scans follow.
+    pub(crate) fn scan_session(&self) -> Result<Arc<SessionState>> {
+        if let Some(s) = self.scan_session.get() {
+            return Ok(Arc::clone(s));
+        }
+        let state = Arc::new(self.session_state()?);
+        Ok(Arc::clone(self.scan_session.get_or_init(|| state)))
     }
 
     /// A session for one client connection.
@@ -301,16 +317,11 @@ impl Session {
     /// same values; without, parameters are unknowns.
     pub async fn prepare(&self, sql: &str, params: &[ScalarValue]) -> Result<Prepared> {
         let (plan, parameters) = match self.plan_with_params(sql, params, false).await? {
-            (Planned::Seglake(statement), _) => {
-                let n = crate::statements::parameter_count(&statement);
+            (Planned::Seglake(_), parameters) => {
                 return Ok(Prepared {
                     kind: StatementKind::Command,
                     schema: Arc::new(Schema::empty()),
-                    parameters: Arc::new(Schema::new(
-                        (1..=n)
-                            .map(|i| Field::new(format!("${i}"), DataType::Null, true))
-                            .collect::<Vec<_>>(),
-                    )),
+                    parameters,
                 });
             }
             (Planned::DataFusion { plan, .. }, parameters) => (plan, parameters),
@@ -338,10 +349,17 @@ impl Session {
     ) -> Result<(Planned, SchemaRef)> {
         let (plan, partition_by) = match self.plan(sql).await? {
             Planned::Seglake(mut statement) => {
+                let n = crate::statements::parameter_count(&statement);
                 if exact || !params.is_empty() {
                     crate::statements::bind_parameters(&mut statement, params)?;
                 }
-                return Ok((Planned::Seglake(statement), Arc::new(Schema::empty())));
+                // Seglake statements are not typed by DataFusion: any type.
+                let parameters = Arc::new(Schema::new(
+                    (1..=n)
+                        .map(|i| Field::new(format!("${i}"), DataType::Null, true))
+                        .collect::<Vec<_>>(),
+                ));
+                return Ok((Planned::Seglake(statement), parameters));
             }
             Planned::DataFusion { plan, partition_by } => (plan, partition_by),
         };

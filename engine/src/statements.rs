@@ -211,13 +211,14 @@ fn parse_custom(sql: &str) -> Result<SeglakeStatement> {
         let mut dry_run = false;
         loop {
             if word(&mut p, "RETAIN") {
-                let n = match p.parse_number_value().map_err(parse_error)?.value {
-                    Value::Number(n, _) => n.parse::<f64>().map_err(parse_error)?,
-                    other => {
-                        return Err(EngineError::InvalidArgument(format!(
-                            "RETAIN expects a number of hours, found {other}"
-                        )));
-                    }
+                let retain_usage = || {
+                    EngineError::InvalidArgument(
+                        "RETAIN expects a number of hours: RETAIN 24 HOURS".into(),
+                    )
+                };
+                let n = match p.parse_number_value().map_err(|_| retain_usage())?.value {
+                    Value::Number(n, _) => n.parse::<f64>().map_err(|_| retain_usage())?,
+                    _ => return Err(retain_usage()),
                 };
                 if !(word(&mut p, "HOURS") || word(&mut p, "HOUR")) {
                     return Err(EngineError::InvalidArgument(
@@ -625,7 +626,7 @@ mod tests {
     #[test]
     fn time_travel() {
         let sql = rewrite_time_travel("SELECT count(*) FROM table_at('events', 3) e").unwrap();
-        assert!(sql.contains("\"$time_travel\".\"events@v3\" AS e"), "{sql}");
+        assert!(sql.contains("\"$time_travel\".\"events@v3\" e"), "{sql}");
         let sql = rewrite_time_travel(
             "SELECT * FROM table_at('crm.events', TIMESTAMP '2026-01-02 03:04:05') JOIN x ON true",
         )
