@@ -109,7 +109,31 @@ impl Session {
                 info!(user = %self.user(), table = %qualified, rows, "ingest replaced");
                 Ok(rows)
             }
-            (IngestMode::Create | IngestMode::CreateAppend | IngestMode::Replace, existing) => {
+            (IngestMode::CreateAppend, None) => {
+                // Concurrent create_append clients must all succeed: create
+                // the (empty) table if still missing, whoever wins, then
+                // append to it. If the append fails the empty table stays.
+                self.create_managed(
+                    &schema_name,
+                    &table_name,
+                    None,
+                    Arc::clone(&schema),
+                    &[],
+                    true,
+                    false,
+                )
+                .await?;
+                let entry = self
+                    .engine()
+                    .catalog()
+                    .await?
+                    .state
+                    .table(&schema_name, &table_name)?
+                    .clone();
+                self.append(&qualified, &entry, schema, batches, WriteMode::Append)
+                    .await
+            }
+            (IngestMode::Create | IngestMode::Replace, existing) => {
                 let plan = stream_plan(Arc::clone(&schema), batches)?;
                 let result = self
                     .create_managed(
