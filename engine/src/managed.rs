@@ -110,6 +110,7 @@ impl Session {
     /// Creates a managed table from `input`'s schema and rows (`CREATE TABLE
     /// [AS]`, ingest create). Nothing is visible until the catalog commit
     /// that registers the complete table. Returns the rows written.
+    #[allow(clippy::too_many_arguments)] // mirrors CREATE TABLE's clauses
     pub(crate) async fn create_managed(
         &self,
         schema_name: &str,

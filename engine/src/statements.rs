@@ -143,11 +143,11 @@ fn strip_partitioned_by(tokens: &[Token]) -> Result<(String, Vec<String>)> {
         if depth != 0 || !is_word(i, "PARTITIONED") {
             continue;
         }
-        if !significant.get(k + 1).is_some_and(|&j| is_word(j, "BY"))
-            || !significant
-                .get(k + 2)
-                .is_some_and(|&j| tokens[j] == Token::LParen)
-        {
+        let by = significant.get(k + 1).is_some_and(|&j| is_word(j, "BY"));
+        let paren = significant
+            .get(k + 2)
+            .is_some_and(|&j| tokens[j] == Token::LParen);
+        if !(by && paren) {
             return Err(EngineError::InvalidArgument(
                 "expected PARTITIONED BY (column, ...)".into(),
             ));

@@ -11,6 +11,7 @@ use seglake_engine::{Engine, EngineConfig, S3Options};
 use tracing::{info, warn};
 
 use crate::auth::Users;
+use crate::collector::CollectorArgs;
 use crate::error::{Result, ServerError};
 use crate::server::{ServerOptions, start};
 
@@ -149,6 +150,9 @@ pub struct ServeArgs {
     /// On SIGINT/SIGTERM, wait this long for running calls before exiting.
     #[arg(long, env = "SEGLAKE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+
+    #[command(flatten)]
+    pub collector: CollectorArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -210,11 +214,12 @@ async fn install_demo(engine: &Engine, size: &DemoSizeArgs, force: bool) -> Resu
 
 fn users(args: &ServeArgs) -> Result<Users> {
     if args.users.is_empty() {
-        if !args.listen.ip().is_loopback() {
-            return Err(ServerError::Config(format!(
-                "refusing to listen on {} without users: pass --user NAME:PASSWORD (or SEGLAKE_USERS)",
-                args.listen
-            )));
+        for addr in std::iter::once(args.listen).chain(args.collector.collect) {
+            if !addr.ip().is_loopback() {
+                return Err(ServerError::Config(format!(
+                    "refusing to listen on {addr} without users: pass --user NAME:PASSWORD (or SEGLAKE_USERS)"
+                )));
+            }
         }
         warn!(
             "no --user given: accepting only the default user seglake/seglake on the loopback address"
@@ -253,23 +258,48 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
     if args.demo {
         install_demo(&engine, &args.demo_size, false).await?;
     }
+    let collector_options = args.collector.options(&users)?;
     let mut server = start(
-        engine,
+        std::sync::Arc::clone(&engine),
         ServerOptions {
             listen: args.listen,
-            users,
+            users: users.clone(),
             session_idle_timeout: Duration::from_secs(args.session_idle_timeout_secs),
         },
     )
     .await?;
     on_listening(server.addr());
+    let mut collector = match collector_options {
+        Some(options) => {
+            let collector = crate::collector::start(engine, options).await?;
+            // The second line on standard output (after `listening on`).
+            #[allow(clippy::print_stdout)]
+            {
+                println!("collector listening on {}", collector.addr());
+            }
+            Some(collector)
+        }
+        None => None,
+    };
     shutdown_signal().await;
     info!(
         grace_secs = args.shutdown_grace_secs,
         "shutting down: finishing running calls"
     );
     server.trigger_shutdown();
-    match tokio::time::timeout(Duration::from_secs(args.shutdown_grace_secs), server.wait()).await {
+    if let Some(c) = collector.as_mut() {
+        // Requests already received are committed and answered first.
+        c.trigger_shutdown();
+    }
+    let stopped = async {
+        let flight = server.wait().await;
+        let collected = match collector {
+            Some(c) => c.wait().await,
+            None => Ok(()),
+        };
+        flight.and(collected)
+    };
+    match tokio::time::timeout(Duration::from_secs(args.shutdown_grace_secs), stopped).await {
         Ok(result) => result,
         Err(_) => {
             warn!("calls still running after the grace period: stopping anyway");

@@ -39,6 +39,8 @@ DEFAULT_USER = "seglake"
 DEFAULT_PASSWORD = "seglake"
 
 LISTENING_RE = re.compile(r"^listening on (127\.0\.0\.1:\d+)$")
+# Printed second when the server runs the HTTP event collector (--collect).
+COLLECTOR_RE = re.compile(r"^collector listening on (127\.0\.0\.1:\d+)$")
 
 # Topologies the suite runs against. "single" is one `seglake serve`; a later
 # "distributed" (coordinator + workers) is added in Launcher._start_topology
@@ -109,6 +111,8 @@ class ServerProcess:
         self.name = name
         self.log_path = log_path
         self.address: str | None = None
+        # host:port of the HTTP event collector when started with --collect.
+        self.collector_address: str | None = None
         self.returncode: int | None = None
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
@@ -146,6 +150,15 @@ class ServerProcess:
         if not m:
             raise self._fail(f"first stdout line is {line!r}, expected 'listening on 127.0.0.1:PORT'")
         self.address = m.group(1)
+        if "--collect" in self.argv:
+            try:
+                line = self._stdout.next_line(deadline)
+            except queue.Empty:
+                raise self._fail(f"no 'collector listening on' line within {STARTUP_TIMEOUT_S:.0f}s") from None
+            m = COLLECTOR_RE.match(line or "")
+            if not m:
+                raise self._fail(f"second stdout line is {line!r}, expected 'collector listening on 127.0.0.1:PORT'")
+            self.collector_address = m.group(1)
 
     @property
     def uri(self) -> str:
@@ -183,7 +196,7 @@ class ServerProcess:
             self._log.close()
 
     def stdout_after_listening(self) -> list[str]:
-        return self._stdout.lines[1:]
+        return self._stdout.lines[2 if self.collector_address else 1 :]
 
 
 def connect(uri: str, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD):
@@ -216,6 +229,13 @@ class Deployment:
 
     def connect(self, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD):
         return connect(self.uri, user, password)
+
+    @property
+    def collector_url(self) -> str:
+        """Base URL of the HTTP event collector (started with --collect)."""
+        addr = self.processes[0].collector_address
+        assert addr, "the deployment was started without --collect"
+        return f"http://{addr}"
 
     def alive(self) -> bool:
         return all(p.alive() for p in self.processes)
