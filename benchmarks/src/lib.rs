@@ -9,6 +9,7 @@
 
 pub mod compare;
 pub mod datagen;
+pub mod extras;
 mod error;
 pub mod inproc;
 pub mod machine;
@@ -16,6 +17,8 @@ pub mod procs;
 pub mod report;
 pub mod runner;
 pub mod stats;
+pub mod stitch;
 pub mod suite;
+pub mod synth;
 
 pub use error::{BenchError, Result};

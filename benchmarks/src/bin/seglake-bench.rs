@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use seglake_benchmarks::{datagen, inproc, runner, suite};
+use seglake_benchmarks::{datagen, extras, inproc, runner, stitch, suite};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -28,6 +28,17 @@ enum Command {
     Explain(ExplainArgs),
     /// List the queries of the suite.
     Queries,
+    /// Identity stitching on a synthetic graph: Seglake vs DuckDB label propagation vs scipy.
+    Stitch(StitchArgs),
+    /// Flight SQL transfer: a large result through ADBC against pyarrow reading the same Parquet.
+    Transfer(ExtraArgs),
+    /// Ingest throughput through ADBC `adbc_ingest`.
+    Ingest(ExtraArgs),
+    /// 1, 4, 16 ADBC clients running the suite at once (queries/s, p95, errors).
+    Concurrency(ExtraArgs),
+    /// One stitching engine run of `stitch` (Seglake, in this process).
+    #[command(hide = true)]
+    StitchWorker(StitchWorkerArgs),
     /// The in-process Seglake engine of `run` (JSON lines on stdin/stdout).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -120,6 +131,71 @@ struct ExplainArgs {
 }
 
 #[derive(Debug, Args)]
+struct StitchArgs {
+    /// Identifier rows of the synthetic graph (1000000, 10000000...).
+    #[arg(long, env = "SEGLAKE_BENCH_STITCH_ROWS", default_value_t = 1_000_000)]
+    rows: u64,
+    /// Directory of the graph (default: benchmarks/data/stitch-<rows>).
+    #[arg(long, env = "SEGLAKE_BENCH_STITCH_DATA")]
+    data: Option<PathBuf>,
+    /// Timed runs per engine.
+    #[arg(long, env = "SEGLAKE_BENCH_REPS", default_value_t = 3)]
+    reps: usize,
+    /// Engines, comma-separated (scipy is the reference).
+    #[arg(
+        long,
+        env = "SEGLAKE_BENCH_STITCH_ENGINES",
+        value_delimiter = ',',
+        default_value = "seglake,duckdb-lp,scipy"
+    )]
+    engines: Vec<String>,
+    /// Over-merge guard: identifiers shared by more records create no link.
+    #[arg(long, env = "SEGLAKE_BENCH_MAX_RECORDS", default_value_t = 100)]
+    max_records: u64,
+    /// Python with pyarrow, duckdb and scipy (default: benchmarks/.venv/bin/python).
+    #[arg(long, env = "SEGLAKE_BENCH_PYTHON")]
+    python: Option<PathBuf>,
+    #[arg(long, env = "SEGLAKE_BENCH_RESULTS")]
+    results: Option<PathBuf>,
+    #[arg(long, env = "SEGLAKE_BENCH_LABEL")]
+    label: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct StitchWorkerArgs {
+    #[arg(long)]
+    links: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    #[arg(long, default_value_t = 100)]
+    max_records: u64,
+}
+
+#[derive(Debug, Args)]
+struct ExtraArgs {
+    /// Scale factor of the data served.
+    #[arg(long, env = "SEGLAKE_BENCH_SCALE", default_value_t = 10.0)]
+    scale: f64,
+    #[arg(long, env = "SEGLAKE_BENCH_DATA")]
+    data: Option<PathBuf>,
+    #[arg(long, env = "SEGLAKE_BENCH_PYTHON")]
+    python: Option<PathBuf>,
+    #[arg(long, env = "SEGLAKE_BENCH_SEGLAKE_BIN")]
+    seglake_bin: Option<PathBuf>,
+    #[arg(long, env = "SEGLAKE_BENCH_RESULTS")]
+    results: Option<PathBuf>,
+    #[arg(long, env = "SEGLAKE_BENCH_LABEL")]
+    label: Option<String>,
+    /// Arguments passed to python/flight_extras.py (e.g. --rows 10000000, --clients 1,4,16).
+    #[arg(last = true)]
+    script_args: Vec<String>,
+    #[command(flatten)]
+    seglake: SeglakeArgs,
+}
+
+#[derive(Debug, Args)]
 struct WorkerArgs {
     #[arg(long)]
     data: PathBuf,
@@ -146,6 +222,42 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(exe.with_file_name(name))
 }
 
+fn server_flags(s: &SeglakeArgs) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(n) = s.target_partitions {
+        v.extend(["--target-partitions".to_string(), n.to_string()]);
+    }
+    if let Some(n) = s.batch_size {
+        v.extend(["--batch-size".to_string(), n.to_string()]);
+    }
+    if let Some(n) = s.memory_limit_mb {
+        v.extend(["--memory-limit-mb".to_string(), n.to_string()]);
+    }
+    v
+}
+
+fn extra(what: extras::Extra, a: ExtraArgs) -> anyhow::Result<extras::ExtraOptions> {
+    Ok(extras::ExtraOptions {
+        what,
+        data: a
+            .data
+            .unwrap_or_else(|| datagen::default_dir(a.scale))
+            .canonicalize()
+            .context("the data directory (run `seglake-bench generate` first)")?,
+        python: a
+            .python
+            .unwrap_or_else(|| bench_root().join(".venv/bin/python")),
+        seglake_bin: match a.seglake_bin {
+            Some(p) => p,
+            None => sibling_binary("seglake")?,
+        },
+        results: a.results.unwrap_or_else(|| bench_root().join("results")),
+        label: a.label,
+        script_args: a.script_args,
+        server_args: server_flags(&a.seglake),
+    })
+}
+
 fn emit(text: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stdout(), "{text}");
@@ -160,7 +272,25 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {
+    let command = match cli.command {
+        Command::Transfer(a) => Some(extra(extras::Extra::Transfer, a)?),
+        Command::Ingest(a) => Some(extra(extras::Extra::Ingest, a)?),
+        Command::Concurrency(a) => Some(extra(extras::Extra::Concurrency, a)?),
+        other => {
+            run_command(other).await?;
+            None
+        }
+    };
+    if let Some(opts) = command {
+        let (report, md) = tokio::task::spawn_blocking(move || extras::run(&opts)).await??;
+        emit(&extras::markdown(&report));
+        emit(&format!("written: {}", md.display()));
+    }
+    Ok(())
+}
+
+async fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Generate(a) => {
             let out = a.out.unwrap_or_else(|| datagen::default_dir(a.scale));
             let info = datagen::generate(a.scale, &out, a.force)
@@ -220,6 +350,33 @@ async fn main() -> anyhow::Result<()> {
                     .unwrap_or_default();
                 emit(&format!("{}: {}{note}", q.name, q.title));
             }
+        }
+        Command::Stitch(a) => {
+            let opts = stitch::StitchOptions {
+                rows: a.rows,
+                data: a
+                    .data
+                    .unwrap_or_else(|| bench_root().join(format!("data/stitch-{}", a.rows))),
+                reps: a.reps,
+                engines: a.engines,
+                max_records: a.max_records,
+                python: a
+                    .python
+                    .unwrap_or_else(|| bench_root().join(".venv/bin/python")),
+                bench_bin: std::env::current_exe()?,
+                results: a.results.unwrap_or_else(|| bench_root().join("results")),
+                label: a.label,
+            };
+            let (report, md) = tokio::task::spawn_blocking(move || stitch::run(&opts)).await??;
+            emit(&stitch::markdown(&report));
+            emit(&format!("written: {}", md.display()));
+        }
+        Command::StitchWorker(a) => {
+            let r = stitch::run_seglake(&a.links, &a.out, a.reps, a.max_records).await?;
+            emit(&serde_json::to_string(&r)?);
+        }
+        Command::Transfer(a) | Command::Ingest(a) | Command::Concurrency(a) => {
+            unreachable!("handled above: {a:?}")
         }
         Command::Worker(a) => {
             inproc::serve_stdio(&inproc_options(a.data, &a.seglake)).await?;
