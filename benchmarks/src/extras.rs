@@ -81,6 +81,7 @@ pub fn run(opts: &ExtraOptions) -> Result<(ExtraReport, PathBuf)> {
         .arg(&opts.data)
         .args(&opts.script_args)
         .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
         .output()
         .map_err(|e| BenchError::Process(format!("flight_extras.py: {e}")))?;
     let server_peak_rss_bytes = peak_rss(server.pid());
