@@ -4,7 +4,9 @@ WITH per_profile AS (
     SELECT profile_id,
            max(event_time) AS last_purchase,
            count(*) AS frequency,
-           sum(amount) AS monetary
+           -- rounded: float sums differ in the last bits between engines,
+           -- which would reorder near-ties of NTILE(5) ORDER BY monetary
+           round(sum(amount), 2) AS monetary
     FROM events
     WHERE event_type = 'purchase' AND profile_id IS NOT NULL
     GROUP BY profile_id

@@ -137,10 +137,7 @@ fn column_values(array: &ArrayRef) -> Result<Vec<Value>> {
                     &cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?,
                     &DataType::Int64,
                 )?,
-                DataType::Date64 => cast(
-                    &cast(array, &DataType::Date32)?,
-                    &DataType::Int64,
-                )?,
+                DataType::Date64 => cast(&cast(array, &DataType::Date32)?, &DataType::Int64)?,
                 _ => cast(array, &DataType::Int64)?,
             };
             let a = c.as_primitive::<Int64Type>();
@@ -178,7 +175,8 @@ pub fn normalize(batches: &[RecordBatch]) -> Result<Rows> {
             .map(column_values)
             .collect::<Result<Vec<_>>>()?;
         for r in 0..batch.num_rows() {
-            rows.rows.push(columns.iter().map(|c| c[r].clone()).collect());
+            rows.rows
+                .push(columns.iter().map(|c| c[r].clone()).collect());
         }
     }
     if rows.columns == 0
@@ -238,9 +236,7 @@ pub fn compare(left: &Rows, right: &Rows) -> Comparison {
     for (i, (a, b)) in l.iter().zip(&r).enumerate() {
         for (c, (x, y)) in a.iter().zip(b).enumerate() {
             if !x.same(y) {
-                out.difference = Some(format!(
-                    "sorted row {i}, column {c}: {x} against {y}"
-                ));
+                out.difference = Some(format!("sorted row {i}, column {c}: {x} against {y}"));
                 return out;
             }
         }
@@ -294,10 +290,7 @@ mod tests {
                 1_000_000_000,
             ])),
         ]);
-        let c = compare(
-            &normalize(&[left]).unwrap(),
-            &normalize(&[right]).unwrap(),
-        );
+        let c = compare(&normalize(&[left]).unwrap(), &normalize(&[right]).unwrap());
         assert!(c.equal, "{c:?}");
         assert_eq!(c.rows_left, 2);
     }
@@ -339,7 +332,10 @@ mod tests {
         w.write(&b).unwrap();
         w.finish().unwrap();
         let rows = read_ipc(&path).unwrap();
-        assert_eq!(rows.rows, vec![vec![Value::Str("x".into())], vec![Value::Null]]);
+        assert_eq!(
+            rows.rows,
+            vec![vec![Value::Str("x".into())], vec![Value::Null]]
+        );
         assert_eq!(key_order(&Value::Null, &Value::Num(1.0)), Ordering::Less);
     }
 }

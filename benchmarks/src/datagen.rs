@@ -115,7 +115,11 @@ pub async fn generate(scale: f64, out: &Path, force: bool) -> Result<DataInfo> {
         )
         .expect("valid template"),
     );
-    bar.set_message(format!("SF {} ({} profiles)", scale_label(scale), opts.profiles));
+    bar.set_message(format!(
+        "SF {} ({} profiles)",
+        scale_label(scale),
+        opts.profiles
+    ));
     bar.enable_steady_tick(Duration::from_millis(500));
     let progress = {
         let bar = bar.clone();
@@ -141,9 +145,7 @@ pub async fn generate(scale: f64, out: &Path, force: bool) -> Result<DataInfo> {
         end_date: opts.end_date.to_string(),
         parquet_bytes: dir_size(&out.join("demo")),
         generation_seconds: start.elapsed().as_secs_f64(),
-        generated_at: chrono::Utc::now()
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string(),
+        generated_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         warehouse: Some(out.display().to_string()),
     };
     let path = out.join(INFO_FILE);

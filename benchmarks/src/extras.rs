@@ -129,7 +129,12 @@ fn median_of(runs: &[Value], key: &str) -> Option<f64> {
 pub fn markdown(r: &ExtraReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "### {} (`{}`)\n", r.what.name(), r.label);
-    let _ = writeln!(s, "- Started {}; machine: {}", r.started_at, r.machine.describe());
+    let _ = writeln!(
+        s,
+        "- Started {}; machine: {}",
+        r.started_at,
+        r.machine.describe()
+    );
     let _ = writeln!(
         s,
         "- Server peak RSS {}; server flags: `{}`\n",
@@ -166,7 +171,10 @@ pub fn markdown(r: &ExtraReport) -> String {
             );
         }
         Extra::Concurrency => {
-            let _ = writeln!(s, "| clients | queries | errors | queries/s | median | p95 |");
+            let _ = writeln!(
+                s,
+                "| clients | queries | errors | queries/s | median | p95 |"
+            );
             let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
             for l in r.result["levels"].as_array().unwrap_or(&empty) {
                 let _ = writeln!(
@@ -179,7 +187,9 @@ pub fn markdown(r: &ExtraReport) -> String {
                     l["median"]
                         .as_f64()
                         .map_or_else(|| "-".into(), crate::report::ms),
-                    l["p95"].as_f64().map_or_else(|| "-".into(), crate::report::ms)
+                    l["p95"]
+                        .as_f64()
+                        .map_or_else(|| "-".into(), crate::report::ms)
                 );
             }
         }

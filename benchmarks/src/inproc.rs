@@ -45,7 +45,11 @@ pub fn set_statement(setting: &str) -> Result<String> {
     let (k, v) = setting.split_once('=').ok_or_else(|| {
         crate::BenchError::InvalidArgument(format!("setting '{setting}' is not KEY=VALUE"))
     })?;
-    Ok(format!("SET {} = '{}'", k.trim(), v.trim().replace('\'', "''")))
+    Ok(format!(
+        "SET {} = '{}'",
+        k.trim(),
+        v.trim().replace('\'', "''")
+    ))
 }
 
 /// Runs `sql` and collects the whole result.
@@ -124,8 +128,12 @@ pub async fn serve_stdio(opts: &InprocOptions) -> Result<()> {
         let request: Request = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
-                writeln!(stdout, "{}", serde_json::to_string(&Response::error(e.to_string()))?)
-                    .at("<stdout>")?;
+                writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::to_string(&Response::error(e.to_string()))?
+                )
+                .at("<stdout>")?;
                 continue;
             }
         };

@@ -9,8 +9,8 @@
 
 pub mod compare;
 pub mod datagen;
-pub mod extras;
 mod error;
+pub mod extras;
 pub mod inproc;
 pub mod machine;
 pub mod procs;

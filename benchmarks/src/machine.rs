@@ -69,7 +69,10 @@ impl Machine {
     /// One line for reports.
     pub fn describe(&self) -> String {
         let load = |l: Option<[f64; 3]>| {
-            l.map_or_else(|| "?".into(), |l| format!("{:.2}/{:.2}/{:.2}", l[0], l[1], l[2]))
+            l.map_or_else(
+                || "?".into(),
+                |l| format!("{:.2}/{:.2}/{:.2}", l[0], l[1], l[2]),
+            )
         };
         format!(
             "{} ({} cores), {:.0} GiB RAM, Linux {}; load average (1/5/15 min) {} at start, {} at end; commit {}",

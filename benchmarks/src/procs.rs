@@ -184,9 +184,10 @@ impl Server {
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(a) = line.strip_prefix("listening on ") {
-                        break a.trim().parse::<SocketAddr>().map_err(|e| {
-                            BenchError::Process(format!("bad address '{a}': {e}"))
-                        })?;
+                        break a
+                            .trim()
+                            .parse::<SocketAddr>()
+                            .map_err(|e| BenchError::Process(format!("bad address '{a}': {e}")))?;
                     }
                 }
                 _ => {
@@ -244,7 +245,10 @@ mod tests {
             serde_json::to_string(&r).unwrap(),
             r#"{"op":"run","sql":"SELECT 1"}"#
         );
-        assert_eq!(serde_json::to_string(&Request::Info).unwrap(), r#"{"op":"info"}"#);
+        assert_eq!(
+            serde_json::to_string(&Request::Info).unwrap(),
+            r#"{"op":"info"}"#
+        );
         let resp: Response =
             serde_json::from_str(r#"{"ok": true, "seconds": 0.5, "rows": 3, "bytes": 10}"#)
                 .unwrap();

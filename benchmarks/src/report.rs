@@ -118,7 +118,12 @@ impl SuiteReport {
             self.data.events,
             self.label
         );
-        let _ = writeln!(s, "- Started {}; machine: {}", self.started_at, self.machine.describe());
+        let _ = writeln!(
+            s,
+            "- Started {}; machine: {}",
+            self.started_at,
+            self.machine.describe()
+        );
         let _ = writeln!(
             s,
             "- {} timed repetitions per query and engine after one untimed checking run, engines alternating; latency = SQL submitted to whole result held as Arrow by the client.",
@@ -215,7 +220,9 @@ impl SuiteReport {
             .iter()
             .flat_map(|q| {
                 q.engines.iter().filter_map(move |(n, t)| {
-                    t.error.as_ref().map(|e| format!("- {} on {n}: {e}", q.name))
+                    t.error
+                        .as_ref()
+                        .map(|e| format!("- {} on {n}: {e}", q.name))
                 })
             })
             .collect();
@@ -228,7 +235,11 @@ impl SuiteReport {
             .filter_map(|q| q.duckdb_note.as_ref().map(|n| format!("- {}: {n}", q.name)))
             .collect();
         if !notes.is_empty() {
-            let _ = writeln!(s, "\nDuckDB runs the same SQL except:\n{}", notes.join("\n"));
+            let _ = writeln!(
+                s,
+                "\nDuckDB runs the same SQL except:\n{}",
+                notes.join("\n")
+            );
         }
         s
     }
@@ -269,7 +280,10 @@ pub fn ms(seconds: f64) -> String {
 
 /// Bytes as MiB for tables.
 pub fn mib(bytes: Option<u64>) -> String {
-    bytes.map_or_else(|| "-".into(), |b| format!("{:.0} MiB", b as f64 / 1048576.0))
+    bytes.map_or_else(
+        || "-".into(),
+        |b| format!("{:.0} MiB", b as f64 / 1048576.0),
+    )
 }
 
 #[cfg(test)]
@@ -367,7 +381,10 @@ mod tests {
         let mut r = report();
         r.compute_aggregates();
         let md = r.markdown();
-        assert!(md.contains("| q01 | 200 ms (200 ms) | 2.00 | 100 ms (100 ms) | 3 | not checked |"), "{md}");
+        assert!(
+            md.contains("| q01 | 200 ms (200 ms) | 2.00 | 100 ms (100 ms) | 3 | not checked |"),
+            "{md}"
+        );
         assert!(md.contains("**geometric mean**"));
         assert!(md.contains("1 MiB"));
         let json = serde_json::to_string(&r).unwrap();

@@ -84,7 +84,10 @@ fn start_engine(name: &str, opts: &RunOptions, scratch: &Path) -> Result<Running
                 &scratch.join("seglake-server.log"),
             )?;
             let mut cmd = Command::new(&opts.python);
-            cmd.arg(&script).arg("flight").arg("--uri").arg(server.uri());
+            cmd.arg(&script)
+                .arg("flight")
+                .arg("--uri")
+                .arg(server.uri());
             (Worker::spawn(name, cmd)?, Some(server))
         }
         INPROC => {
@@ -202,7 +205,11 @@ pub fn run(opts: &RunOptions) -> Result<(SuiteReport, PathBuf)> {
     for (qi, q) in opts.queries.iter().enumerate() {
         let mut files = BTreeMap::new();
         for e in &mut engines {
-            let sql = if e.name == DUCKDB { &q.duckdb_sql } else { &q.sql };
+            let sql = if e.name == DUCKDB {
+                &q.duckdb_sql
+            } else {
+                &q.sql
+            };
             let out = opts
                 .check
                 .then(|| scratch.join(format!("{}-{}.arrow", q.name, e.name)));
@@ -224,7 +231,10 @@ pub fn run(opts: &RunOptions) -> Result<(SuiteReport, PathBuf)> {
                     r.seconds.unwrap_or(0.0)
                 ));
             } else {
-                log(&format!("check {} {}: FAILED {:?}", q.name, e.name, r.error));
+                log(&format!(
+                    "check {} {}: FAILED {:?}",
+                    q.name, e.name, r.error
+                ));
                 t.error = r.error;
             }
         }
@@ -236,7 +246,10 @@ pub fn run(opts: &RunOptions) -> Result<(SuiteReport, PathBuf)> {
                 }
                 let c: Comparison = compare(&read_ipc(f)?, &ref_rows);
                 if !c.equal {
-                    log(&format!("check {} {name}: DIFFERS {:?}", q.name, c.difference));
+                    log(&format!(
+                        "check {} {name}: DIFFERS {:?}",
+                        q.name, c.difference
+                    ));
                 }
                 results[qi].engines.get_mut(name).expect("engine").check = Some(c);
             }
@@ -253,7 +266,11 @@ pub fn run(opts: &RunOptions) -> Result<(SuiteReport, PathBuf)> {
                 if results[qi].engines[&e.name].error.is_some() {
                     continue;
                 }
-                let sql = if e.name == DUCKDB { &q.duckdb_sql } else { &q.sql };
+                let sql = if e.name == DUCKDB {
+                    &q.duckdb_sql
+                } else {
+                    &q.sql
+                };
                 let r = e.worker.request(&Request::Run {
                     sql: sql.clone(),
                     out: None,

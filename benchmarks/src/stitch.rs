@@ -171,7 +171,10 @@ fn run_child(mut cmd: Command, name: &str) -> Result<(ChildResult, Option<u64>)>
         .wait_with_output()
         .map_err(|e| BenchError::Process(format!("{name}: {e}")))?;
     if !output.status.success() {
-        return Err(BenchError::Process(format!("{name} failed: {}", output.status)));
+        return Err(BenchError::Process(format!(
+            "{name} failed: {}",
+            output.status
+        )));
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text
@@ -305,7 +308,12 @@ pub fn markdown(r: &StitchReport) -> String {
         "### Identity stitching: {} identifier links, {} records (guard: {} records per identifier)\n",
         r.rows, r.records, r.max_records_per_identifier
     );
-    let _ = writeln!(s, "- Started {}; machine: {}\n", r.started_at, r.machine.describe());
+    let _ = writeln!(
+        s,
+        "- Started {}; machine: {}\n",
+        r.started_at,
+        r.machine.describe()
+    );
     let _ = writeln!(
         s,
         "| engine | median (p95) | links/s | peak RSS | people | result |"
@@ -328,10 +336,9 @@ pub fn markdown(r: &StitchReport) -> String {
         let result = match (&t.error, t.same_as_reference) {
             (Some(e), _) => format!("error: {e}"),
             (None, Some(true)) => "same as scipy".into(),
-            (None, Some(false)) => format!(
-                "**differs**: {}",
-                t.difference.as_deref().unwrap_or("?")
-            ),
+            (None, Some(false)) => {
+                format!("**differs**: {}", t.difference.as_deref().unwrap_or("?"))
+            }
             (None, None) => "reference".into(),
         };
         let _ = writeln!(
@@ -364,7 +371,11 @@ mod tests {
         let e = compare_assignments(&a, &b).unwrap_err();
         assert!(e.contains("1 records differ"), "{e}");
         b.insert("r3".into(), "r3".into());
-        assert!(compare_assignments(&a, &b).unwrap_err().contains("records against"));
+        assert!(
+            compare_assignments(&a, &b)
+                .unwrap_err()
+                .contains("records against")
+        );
     }
 
     #[tokio::test]

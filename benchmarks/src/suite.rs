@@ -53,7 +53,12 @@ pub fn parse(path: &Path, text: &str) -> Result<(String, Option<String>, String)
             body.push(line);
         }
     }
-    let sql = body.join("\n").trim().trim_end_matches(';').trim().to_string();
+    let sql = body
+        .join("\n")
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .to_string();
     let title = title.ok_or_else(|| BenchError::QueryFile {
         path: path.to_path_buf(),
         reason: "missing '-- title:' line".into(),
@@ -77,7 +82,11 @@ pub fn load(dir: &Path, only: &[String]) -> Result<Vec<Query>> {
         if path.extension().and_then(|e| e.to_str()) != Some("sql") {
             continue;
         }
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else {
+        let Some(name) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+        else {
             continue;
         };
         if name == "duckdb_macros" {

@@ -196,11 +196,9 @@ mod tests {
         let big = sizes.iter().filter(|s| **s > 100).count() as f64 / sizes.len() as f64;
         // P(X > 100) = (1/100 - 1/5000) / (1/2 - 1/5000) ~ 1.96 %.
         assert!((0.015..0.025).contains(&big), "{big}");
-        let median = crate::stats::quantile(
-            &sizes.iter().map(|s| *s as f64).collect::<Vec<_>>(),
-            0.5,
-        )
-        .unwrap();
+        let median =
+            crate::stats::quantile(&sizes.iter().map(|s| *s as f64).collect::<Vec<_>>(), 0.5)
+                .unwrap();
         assert!((3.0..=5.0).contains(&median), "{median}");
     }
 

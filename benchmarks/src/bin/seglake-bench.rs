@@ -329,8 +329,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             };
             // The runner is synchronous (child processes): keep it off the
             // async workers.
-            let (report, md) =
-                tokio::task::spawn_blocking(move || runner::run(&opts)).await??;
+            let (report, md) = tokio::task::spawn_blocking(move || runner::run(&opts)).await??;
             emit(&report.markdown());
             emit(&format!("written: {}", md.display()));
         }
