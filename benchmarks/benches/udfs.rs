@@ -92,11 +92,15 @@ fn context(rt: &tokio::runtime::Runtime) -> SessionContext {
     ctx.register_table("t", Arc::new(table))
         .expect("register table");
     // Links for stitching: one identifier per row (email), 5000 profiles.
-    rt.block_on(ctx.sql(
-        "CREATE TABLE links AS SELECT profile_id AS record_id, 'email' AS id_type, normalize_email(email) AS id_value FROM t",
-    ))
-    .expect("links")
-    .count();
+    rt.block_on(async {
+        ctx.sql(
+            "CREATE TABLE links AS SELECT profile_id AS record_id, 'email' AS id_type, normalize_email(email) AS id_value FROM t",
+        )
+        .await?
+        .collect()
+        .await
+    })
+    .expect("links");
     ctx
 }
 
