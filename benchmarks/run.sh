@@ -12,7 +12,7 @@ REPS=${SEGLAKE_BENCH_REPS:-5}
 if [ ! -x "$BENCH/.venv/bin/python" ]; then
     python3 -m venv "$BENCH/.venv"
 fi
-"$BENCH/.venv/bin/pip" install --quiet -r "$BENCH/requirements.txt"
+"$BENCH/.venv/bin/python" -m pip install --quiet -r "$BENCH/requirements.txt"
 
 cargo build --release --bin seglake --bin seglake-bench
 TARGET=${CARGO_TARGET_DIR:-target}
