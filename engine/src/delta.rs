@@ -26,7 +26,6 @@ use deltalake_core::logstore::{
 };
 use deltalake_core::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
-use parquet::file::properties::WriterProperties;
 use url::Url;
 
 use crate::{Engine, EngineError, Result};
@@ -120,11 +119,6 @@ pub(crate) fn commit_properties(
     CommitProperties::default()
         .with_metadata(meta)
         .with_max_retries(COMMIT_RETRIES)
-}
-
-/// Parquet settings for the files of managed tables.
-pub(crate) fn delta_writer_properties() -> WriterProperties {
-    crate::ingest::writer_properties()
 }
 
 impl Engine {

@@ -17,7 +17,8 @@ use seglake_catalog::{
 };
 use tracing::info;
 
-use crate::delta::{commit_properties, delta_writer_properties, drop_forgotten, session_for_delta};
+use crate::delta::{commit_properties, drop_forgotten, session_for_delta};
+use crate::ingest::writer_properties;
 use crate::statements::{SeglakeStatement, object_name_parts};
 use crate::{EngineError, Outcome, Result, Session};
 
@@ -235,7 +236,7 @@ impl Session {
             .write(vec![])
             .with_input_plan(plan)
             .with_session_state(session_for_delta(self.context()))
-            .with_writer_properties(delta_writer_properties())
+            .with_writer_properties(writer_properties())
             .with_commit_properties(commit_properties(self.user(), &[]))
             .with_cast_safety(false);
         write = match mode {
@@ -294,7 +295,7 @@ impl Session {
         let mut op = table
             .delete()
             .with_session_state(session_for_delta(self.context()))
-            .with_writer_properties(delta_writer_properties())
+            .with_writer_properties(writer_properties())
             .with_commit_properties(commit_properties(self.user(), &[]));
         if let Some(predicate) = &d.selection {
             op = op.with_predicate(predicate.to_string());
@@ -330,7 +331,7 @@ impl Session {
         let mut op = table
             .update()
             .with_session_state(session_for_delta(self.context()))
-            .with_writer_properties(delta_writer_properties())
+            .with_writer_properties(writer_properties())
             .with_commit_properties(commit_properties(self.user(), &[]))
             .with_safe_cast(false);
         for a in &u.assignments {
@@ -413,7 +414,7 @@ impl Session {
             .with_source_alias(source_alias)
             .with_target_alias(target_alias)
             .with_session_state(session_for_delta(self.context()))
-            .with_writer_properties(delta_writer_properties())
+            .with_writer_properties(writer_properties())
             .with_commit_properties(commit_properties(self.user(), &[]))
             .with_safe_cast(false);
         let columns: Vec<String> = entry
@@ -542,7 +543,7 @@ impl Session {
         let (_, metrics) = table
             .optimize()
             .with_session_state(session_for_delta(self.context()))
-            .with_writer_properties(delta_writer_properties())
+            .with_writer_properties(writer_properties())
             .with_commit_properties(commit_properties(self.user(), &[]))
             .await?;
         info!(user = %self.user(), table = %format!("{schema}.{table_name}"),
@@ -606,7 +607,7 @@ impl Session {
                     .delete()
                     .with_predicate(format!("profile_id = '{}'", profile_id.replace('\'', "''")))
                     .with_session_state(session_for_delta(self.context()))
-                    .with_writer_properties(delta_writer_properties())
+                    .with_writer_properties(writer_properties())
                     .with_commit_properties(commit_properties(
                         self.user(),
                         &[("operation", "FORGET PROFILE".into())],

@@ -15,6 +15,7 @@ mod table;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -182,9 +183,11 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
     let listener = TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = mpsc::channel::<Submission>(QUEUE_REQUESTS);
+    let pending_rows = Arc::new(AtomicUsize::new(0));
     let state = Arc::new(AppState {
         users: options.users.clone(),
         tx,
+        pending_rows: Arc::clone(&pending_rows),
     });
     let events = Router::new()
         .route("/v1/events", post(post_events))
@@ -205,6 +208,7 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
         batch_rows: options.batch_rows,
         flush_interval: options.flush_interval,
         window,
+        pending_rows,
     };
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -252,6 +256,8 @@ fn now_micros() -> i64 {
 struct AppState {
     users: Users,
     tx: mpsc::Sender<Submission>,
+    /// Rows received by the committer and not yet committed (`/health`).
+    pending_rows: Arc<AtomicUsize>,
 }
 
 /// The answer to an accepted request.
@@ -294,8 +300,12 @@ fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
     json_response(status, &json!({ "error": message.into() }))
 }
 
-async fn health() -> Response {
-    json_response(StatusCode::OK, &json!({ "status": "ok" }))
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let pending = state.pending_rows.load(Ordering::Relaxed);
+    json_response(
+        StatusCode::OK,
+        &json!({ "status": "ok", "pending_rows": pending }),
+    )
 }
 
 /// HTTP Basic auth against the Flight SQL users; 401 with a challenge otherwise.
@@ -459,6 +469,8 @@ struct Committer {
     flush_interval: Duration,
     /// Dedup window in micros.
     window: i64,
+    /// Shared with [`AppState::pending_rows`].
+    pending_rows: Arc<AtomicUsize>,
 }
 
 /// Resolves once shutdown was asked for (or its sender is gone).
@@ -494,6 +506,8 @@ impl Committer {
                             deadline = Some(Instant::now() + self.flush_interval);
                         }
                         rows += submission.events.len();
+                        self.pending_rows
+                            .fetch_add(submission.events.len(), Ordering::Relaxed);
                         pending.push(submission);
                         if rows >= self.batch_rows || closed {
                             self.flush(std::mem::take(&mut pending)).await;
@@ -529,6 +543,12 @@ impl Committer {
         if batch.is_empty() {
             return;
         }
+        let rows: usize = batch.iter().map(|s| s.events.len()).sum();
+        self.flush_batch(batch).await;
+        self.pending_rows.fetch_sub(rows, Ordering::Relaxed);
+    }
+
+    async fn flush_batch(&mut self, batch: Vec<Submission>) {
         self.dedup.expire(now_micros() - self.window);
         let answers = match self.commit(&batch).await {
             Ok(acks) => acks.into_iter().map(Ok).collect::<Vec<_>>(),

@@ -53,6 +53,13 @@ def request(url: str, *, method: str = "GET", body: bytes | None = None, authori
     return status, headers, payload
 
 
+def health(base_url: str) -> dict:
+    """The collector's /health answer (no authentication)."""
+    status, _, body = request(f"{base_url}/health")
+    assert status == 200, body
+    return body
+
+
 def post_events(base_url: str, events, *, authorization: str | None = None, raw: bytes | None = None):
     body = raw if raw is not None else json.dumps(events).encode()
     return request(

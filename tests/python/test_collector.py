@@ -51,7 +51,7 @@ def count_prefix(conn, p: str) -> int:
 
 def test_health_needs_no_auth(collector):
     status, _, body = cc.request(f"{collector.collector_url}/health")
-    assert status == 200 and body == {"status": "ok"}
+    assert status == 200 and body == {"status": "ok", "pending_rows": 0}
 
 
 def test_posted_events_are_read_back(collector, cconn):
@@ -186,8 +186,12 @@ def test_dedup_survives_a_restart_and_shutdown_commits_pending_rows(launch, tmp_
     answers = []
     poster = threading.Thread(target=lambda: answers.append(cc.post_events(dep.collector_url, events)))
     poster.start()
-    # Let the request reach the server (it then waits for the commit).
-    time.sleep(1.0)
+    # Wait until the committer holds the request's rows (it then waits for
+    # the flush interval, which is long).
+    deadline = time.monotonic() + 60
+    while cc.health(dep.collector_url).get("pending_rows") != 20:
+        assert time.monotonic() < deadline and poster.is_alive(), "the request never reached the committer"
+        time.sleep(0.02)
     assert not answers, "answered before any commit could happen"
     dep.stop()  # SIGTERM: the pending batch is committed, then the server exits 0
     poster.join(timeout=60)

@@ -1,6 +1,6 @@
 """Crash safety of the HTTP collector next to ADBC ingests: the server is
 killed (SIGKILL) while several threads post events and others append with
-`adbc_ingest`, then restarted on the same warehouse. Every acknowledged row
+`adbc_ingest` and `INSERT`, then restarted on the same warehouse. Every acknowledged row
 is present exactly once; an unacknowledged batch is present whole or not at
 all, and re-sending it after the restart never duplicates it; the tables
 stay readable."""
@@ -34,6 +34,14 @@ def batch(w: int, seq: int) -> list[dict]:
         }
         for i in range(EVENTS_PER_POST)
     ]
+
+
+def is_insert(seq: int) -> bool:
+    return seq % 4 == 3
+
+
+def rows_of(seq: int) -> int:
+    return 1 if is_insert(seq) else ROWS_PER_INGEST
 
 
 def scalar(conn, sql: str):
@@ -85,8 +93,12 @@ def test_sigkill_during_posts_and_ingests(launch, tmp_path):
                     "n": pa.array(range(ROWS_PER_INGEST), pa.int32()),
                 })
                 try:
-                    with conn.cursor() as cur:
-                        cur.adbc_ingest("hits", data, mode="append")
+                    if is_insert(seq):
+                        # An INSERT: one row, one commit like an ingest.
+                        h.run_command(conn, f"INSERT INTO hits VALUES ({w}, {seq}, 0)")
+                    else:
+                        with conn.cursor() as cur:
+                            cur.adbc_ingest("hits", data, mode="append")
                 except adbc_driver_manager.Error:
                     return  # the server is gone
                 ingested[w].append(seq)
@@ -141,10 +153,13 @@ def test_sigkill_during_posts_and_ingests(launch, tmp_path):
         # Ingests: every acknowledged one once and whole; others whole or absent.
         got = Counter(h.rows(h.run_sql(c, "SELECT writer, seq FROM hits")))
         for (w, seq), n in got.items():
-            assert n == ROWS_PER_INGEST, f"ingest {w}/{seq} has {n} rows"
+            assert n == rows_of(seq), f"write {w}/{seq} has {n} rows"
         for w, seqs in enumerate(ingested):
             for seq in seqs:
-                assert got.get((w, seq)) == ROWS_PER_INGEST, f"acknowledged ingest {w}/{seq} lost"
+                assert got.get((w, seq)) == rows_of(seq), f"acknowledged write {w}/{seq} lost"
+        # After the crash the table still takes writes.
+        h.run_command(c, "INSERT INTO hits VALUES (99, 0, 0)")
+        assert scalar(c, "SELECT count(*) FROM hits WHERE writer = 99") == 1
 
         # Both tables readable through their whole history.
         assert scalar(c, "SELECT count(*) FROM system.table_history WHERE table_name IN ('events', 'hits')") >= 2
