@@ -26,8 +26,10 @@ mod warehouse;
 
 pub use error::{CatalogError, Result};
 pub use model::{
-    CatalogState, DEFAULT_CATALOG, DEFAULT_SCHEMA, ErasedTable, ErasureReceipt, PartitionColumn,
-    SYSTEM_SCHEMA, SchemaEntry, TableEntry, TableFormat, TableKind,
+    Activation, CatalogState, DEFAULT_CATALOG, DEFAULT_SCHEMA, Destination, DestinationKind,
+    ErasedTable, ErasureReceipt, FileFormat, LastRefresh, PartitionColumn, RefreshSchedule,
+    SEGMENT_DATA_SCHEMA, SEGMENTS_SCHEMA, SYSTEM_SCHEMA, SchemaEntry, SegmentEntry, SegmentVersion,
+    TableEntry, TableFormat, TableKind,
 };
 pub use store::{CatalogStore, Snapshot};
 pub use warehouse::{S3Options, Warehouse};

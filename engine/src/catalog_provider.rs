@@ -45,6 +45,7 @@ impl CatalogProvider for SnapshotCatalog {
     fn schema_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.snapshot.state.schemas.keys().cloned().collect();
         names.push(SYSTEM_SCHEMA.to_string());
+        names.push(seglake_catalog::SEGMENTS_SCHEMA.to_string());
         names.sort();
         names
     }
@@ -52,6 +53,12 @@ impl CatalogProvider for SnapshotCatalog {
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         if name == SYSTEM_SCHEMA {
             return Some(Arc::new(SystemSchema::new(
+                Arc::clone(&self.engine),
+                Arc::clone(&self.snapshot),
+            )));
+        }
+        if name == seglake_catalog::SEGMENTS_SCHEMA {
+            return Some(Arc::new(crate::segments::SegmentsSchema::new(
                 Arc::clone(&self.engine),
                 Arc::clone(&self.snapshot),
             )));

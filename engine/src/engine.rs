@@ -66,6 +66,8 @@ pub struct Engine {
     runtime: Arc<RuntimeEnv>,
     /// Settings Delta scans follow (view types, pushdown), built once.
     scan_session: std::sync::OnceLock<Arc<SessionState>>,
+    /// Serialises segment refreshes in this process.
+    refresh_lock: tokio::sync::Mutex<()>,
 }
 
 /// A statement after the front-end: Seglake's own, or a DataFusion plan.
@@ -148,6 +150,7 @@ impl Engine {
             catalog,
             runtime,
             scan_session: std::sync::OnceLock::new(),
+            refresh_lock: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -162,6 +165,10 @@ impl Engine {
     /// The newest committed catalog.
     pub async fn catalog(&self) -> Result<Arc<Snapshot>> {
         Ok(self.catalog.current().await?)
+    }
+
+    pub(crate) fn refresh_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.refresh_lock
     }
 
     pub(crate) fn catalog_store(&self) -> &CatalogStore {
@@ -317,10 +324,20 @@ impl Session {
     /// same values; without, parameters are unknowns.
     pub async fn prepare(&self, sql: &str, params: &[ScalarValue]) -> Result<Prepared> {
         let (plan, parameters) = match self.plan_with_params(sql, params, false).await? {
-            (Planned::Seglake(_), parameters) => {
+            (Planned::Seglake(statement), parameters) => {
+                let rows = match &statement {
+                    crate::statements::SeglakeStatement::Segment(s) => {
+                        crate::segments::result_schema(s)
+                    }
+                    _ => None,
+                };
                 return Ok(Prepared {
-                    kind: StatementKind::Command,
-                    schema: Arc::new(Schema::empty()),
+                    kind: if rows.is_some() {
+                        StatementKind::Query
+                    } else {
+                        StatementKind::Command
+                    },
+                    schema: rows.unwrap_or_else(|| Arc::new(Schema::empty())),
                     parameters,
                 });
             }
@@ -761,7 +778,7 @@ pub(crate) async fn delete_prefix(store: &dyn ObjectStore, prefix: &Path) -> Res
     Ok(())
 }
 
-fn classify(plan: &LogicalPlan) -> StatementKind {
+pub(crate) fn classify(plan: &LogicalPlan) -> StatementKind {
     match plan {
         LogicalPlan::Ddl(_)
         | LogicalPlan::Dml(_)

@@ -72,13 +72,18 @@ impl EngineError {
         match self {
             Self::DataFusion(e) => datafusion_kind(e),
             Self::Catalog(e) => match e {
-                CatalogError::SchemaNotFound(_) | CatalogError::TableNotFound { .. } => {
-                    ErrorKind::NotFound
-                }
-                CatalogError::SchemaExists(_) | CatalogError::TableExists { .. } => {
-                    ErrorKind::AlreadyExists
-                }
-                CatalogError::InvalidLocation(..)
+                CatalogError::SchemaNotFound(_)
+                | CatalogError::TableNotFound { .. }
+                | CatalogError::SegmentNotFound(_)
+                | CatalogError::DestinationNotFound(_) => ErrorKind::NotFound,
+                CatalogError::SchemaExists(_)
+                | CatalogError::TableExists { .. }
+                | CatalogError::SegmentExists(_)
+                | CatalogError::DestinationExists(_) => ErrorKind::AlreadyExists,
+                CatalogError::SegmentInUse { .. }
+                | CatalogError::SegmentCycle(_)
+                | CatalogError::DestinationInUse { .. }
+                | CatalogError::InvalidLocation(..)
                 | CatalogError::SchemaNotEmpty(_)
                 | CatalogError::ReservedSchema(_) => ErrorKind::InvalidArgument,
                 CatalogError::ObjectStore(e) => object_store_kind(e),

@@ -9,6 +9,7 @@ mod engine;
 mod error;
 mod ingest;
 mod managed;
+mod segments;
 pub mod sql;
 mod statements;
 mod system;
@@ -17,6 +18,7 @@ pub use engine::{Engine, EngineConfig, Outcome, Prepared, Session, StatementKind
 pub use error::{EngineError, ErrorKind, Result};
 pub use ingest::{IngestMode, cast_batch};
 pub use seglake_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, S3Options, SYSTEM_SCHEMA};
+pub use segments::schedule::SCHEDULER_USER;
 
 /// Re-exported so that callers use the exact versions the engine uses.
 pub use datafusion;

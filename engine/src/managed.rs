@@ -13,7 +13,8 @@ use deltalake_core::DeltaTable;
 use deltalake_core::operations::write::SchemaMode;
 use deltalake_core::protocol::SaveMode;
 use seglake_catalog::{
-    ErasedTable, ErasureReceipt, SYSTEM_SCHEMA, TableEntry, TableFormat, TableKind,
+    ErasedTable, ErasureReceipt, SEGMENT_DATA_SCHEMA, SYSTEM_SCHEMA, TableEntry, TableFormat,
+    TableKind,
 };
 use tracing::info;
 
@@ -33,6 +34,7 @@ impl Session {
     /// Runs a statement parsed by [`crate::statements`].
     pub(crate) async fn run_seglake(&self, statement: SeglakeStatement) -> Result<Outcome> {
         let rows = match statement {
+            SeglakeStatement::Segment(s) => return self.run_segment(s).await,
             SeglakeStatement::Delete(d) => self.delete(*d).await?,
             SeglakeStatement::Update(u) => self.update(*u).await?,
             SeglakeStatement::Merge(m) => self.merge(*m).await?,
@@ -87,6 +89,11 @@ impl Session {
                 "the system schema is read-only".into(),
             ));
         }
+        if schema == SEGMENT_DATA_SCHEMA {
+            return Err(EngineError::InvalidArgument(format!(
+                "{what}: the {SEGMENT_DATA_SCHEMA} schema is written by REFRESH SEGMENT only"
+            )));
+        }
         let snapshot = self.engine().catalog().await?;
         let entry = snapshot.state.table(schema, table)?.clone();
         if entry.format != TableFormat::Delta {
@@ -98,7 +105,7 @@ impl Session {
         Ok(entry)
     }
 
-    async fn forgotten(&self) -> Result<Vec<String>> {
+    pub(crate) async fn forgotten(&self) -> Result<Vec<String>> {
         let snapshot = self.engine().catalog().await?;
         Ok(snapshot
             .state

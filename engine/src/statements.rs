@@ -45,6 +45,7 @@ pub(crate) enum SeglakeStatement {
     Update(Box<Update>),
     Delete(Box<Delete>),
     Merge(Box<Merge>),
+    Segment(crate::segments::SegmentStatement),
 }
 
 /// What the front-end made of a statement's text.
@@ -83,6 +84,17 @@ pub(crate) fn parse(sql: &str) -> Result<Parsed> {
         sql,
         partition_by: vec![],
     };
+    match crate::segments::recognise(&words, sql)? {
+        Some(crate::segments::Recognised::Statement(s)) => {
+            return Ok(Parsed {
+                statement: Some(SeglakeStatement::Segment(s)),
+                sql: sql.to_string(),
+                partition_by: vec![],
+            });
+        }
+        Some(crate::segments::Recognised::Sql(sql)) => return Ok(plain(sql)),
+        None => {}
+    }
     match first {
         "OPTIMIZE" | "VACUUM" | "FORGET" => Ok(Parsed {
             statement: Some(parse_custom(sql)?),

@@ -4,8 +4,9 @@
 //! - `system.table_history`: every commit of every managed table;
 //! - `system.erasures`: receipts of `FORGET PROFILE`.
 //!
-//! Later features (segment history, activations, workers, ...) add their
-//! tables here: a name, a schema and an async function producing the rows.
+//! Segments and activation add theirs (`crate::segments::system`). Later
+//! features add their tables here: a name, a schema and an async function
+//! producing the rows.
 
 use std::sync::Arc;
 
@@ -179,20 +180,26 @@ fn external(e: crate::EngineError) -> DataFusionError {
 #[async_trait]
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
-        TABLES.iter().map(|s| s.to_string()).collect()
+        let mut names: Vec<String> = TABLES
+            .iter()
+            .chain(crate::segments::system::TABLES)
+            .map(|s| s.to_string())
+            .collect();
+        names.sort();
+        names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let batch = match name {
             "table_history" => self.table_history().await.map_err(external)?,
             "erasures" => self.erasures().map_err(external)?,
-            _ => return Ok(None),
+            _ => return crate::segments::system::table(&self.engine, &self.snapshot, name).await,
         };
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         Ok(Some(Arc::new(table)))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        TABLES.contains(&name)
+        TABLES.contains(&name) || crate::segments::system::TABLES.contains(&name)
     }
 }

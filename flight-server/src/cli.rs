@@ -153,6 +153,16 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub collector: CollectorArgs,
+
+    /// Run scheduled segment refreshes (`ALTER SEGMENT ... SET REFRESH
+    /// EVERY`) in this server. With several servers on one warehouse, keep
+    /// it on one of them (`--refresh-scheduler false` on the others).
+    #[arg(long, env = "SEGLAKE_REFRESH_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub refresh_scheduler: bool,
+
+    /// How often the scheduler looks for due refreshes, in milliseconds.
+    #[arg(long, env = "SEGLAKE_REFRESH_TICK_MS", default_value_t = 1000)]
+    pub refresh_tick_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -269,6 +279,13 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
     )
     .await?;
     on_listening(server.addr());
+    // Dropped (and so stopped) when `serve` returns.
+    let _scheduler = args.refresh_scheduler.then(|| {
+        AbortOnDrop(tokio::spawn(
+            std::sync::Arc::clone(&engine)
+                .run_refresh_scheduler(Duration::from_millis(args.refresh_tick_ms.max(10))),
+        ))
+    });
     let mut collector = match collector_options {
         Some(options) => {
             let collector = crate::collector::start(engine, options).await?;
@@ -305,6 +322,15 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
             warn!("calls still running after the grace period: stopping anyway");
             Ok(())
         }
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
