@@ -407,6 +407,14 @@ def run_command(conn, sql: str, params=None) -> int:
         return cur.rowcount
 
 
+def execute_update(conn, sql: str) -> int:
+    """Runs a statement through ADBC ExecuteUpdate: the affected row count
+    (DB-API's ``rowcount`` is always -1 with this driver)."""
+    with conn.cursor() as cur:
+        cur.adbc_statement.set_sql_query(sql)
+        return cur.adbc_statement.execute_update()
+
+
 def catalog_contention(connections, *, max_commits: int, max_seconds: float) -> tuple[int, list[str]]:
     """Hammers the catalog: one thread per connection, all started together,
     each creating and dropping its own schemas (``CREATE SCHEMA c<i>_<k>``,

@@ -25,13 +25,6 @@ def expect_error(conn, sql: str, status: AdbcStatusCode) -> str:
     return str(ei.value)
 
 
-def execute_update(conn, sql: str) -> int:
-    """Runs a statement through ADBC ExecuteUpdate: the affected row count."""
-    with conn.cursor() as cur:
-        cur.adbc_statement.set_sql_query(sql)
-        return cur.adbc_statement.execute_update()
-
-
 def shown_tables(conn, schema: str = "public") -> set[str]:
     shown = h.run_sql(conn, "SHOW TABLES").to_pylist()
     return {r["table_name"] for r in shown if r["table_schema"] == schema and r["table_catalog"] == "seglake"}
@@ -198,11 +191,11 @@ def test_ddl_errors_and_if_clauses(conn, duck, unique):
 
 def test_insert_into_managed_table(conn, connect, duck, demo_warehouse, unique):
     t = unique()
-    assert execute_update(conn, f"CREATE TABLE {t} (id BIGINT, name VARCHAR, score DOUBLE)") == 0
+    assert h.execute_update(conn, f"CREATE TABLE {t} (id BIGINT, name VARCHAR, score DOUBLE)") == 0
     assert h.rows(h.run_sql(conn, f"SELECT count(*) FROM {t}")) == [(0,)]
-    n = execute_update(conn, f"INSERT INTO {t} VALUES (1, 'a', 1.5), (2, NULL, NULL), (3, 'c', -0.25)")
+    n = h.execute_update(conn, f"INSERT INTO {t} VALUES (1, 'a', 1.5), (2, NULL, NULL), (3, 'c', -0.25)")
     assert n == 3
-    n = execute_update(conn, f"INSERT INTO {t} SELECT CAST(birth_year AS BIGINT), country, 0.5 FROM profiles WHERE birth_year = 1990")
+    n = h.execute_update(conn, f"INSERT INTO {t} SELECT CAST(birth_year AS BIGINT), country, 0.5 FROM profiles WHERE birth_year = 1990")
     other = connect()
     got = h.rows(h.run_sql(other, f"SELECT id, name, score FROM {t} WHERE id < 4"))
     h.assert_rows_equal(got, [(1, "a", 1.5), (2, None, None), (3, "c", -0.25)])
