@@ -274,8 +274,7 @@ impl Session {
                     .map_err(|e| EngineError::Unsupported(format!("HTTP client: {e}")))?;
                 let mut attempts = 0;
                 let mut sent = 0;
-                let all: Vec<RecordBatch> = batches;
-                let total = arrow::compute::concat_batches(&schema, &all)?;
+                let total = arrow::compute::concat_batches(&schema, &batches)?;
                 let mut batch_no = 0;
                 let mut offset = 0;
                 while offset < total.num_rows() {

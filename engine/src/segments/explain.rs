@@ -257,16 +257,16 @@ impl Session {
                 ),
                 _ => String::new(),
             };
+            let groups = self
+                .count(&format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM {from} WHERE {where_all}{group_by})"
+                ))
+                .await?;
             let (op, terms) = split(having);
             for term in terms {
                 let hits = self
                     .count(&format!(
                         "SELECT count(*) FROM (SELECT ({term}) IS TRUE AS ok FROM {from} WHERE {where_all}{group_by}) WHERE ok"
-                    ))
-                    .await?;
-                let groups = self
-                    .count(&format!(
-                        "SELECT count(*) FROM (SELECT 1 FROM {from} WHERE {where_all}{group_by})"
                     ))
                     .await?;
                 rows.push(Row {

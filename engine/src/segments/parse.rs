@@ -175,6 +175,25 @@ impl<'a> Parse<'a> {
             .map_err(|_| self.unexpected(usage))
     }
 
+    /// `( item, item, ... )`, the opening parenthesis included.
+    fn parenthesized<T>(
+        &mut self,
+        usage: &str,
+        mut item: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.p
+            .expect_token(&Token::LParen)
+            .map_err(|_| self.unexpected(usage))?;
+        let mut items = vec![item(self)?];
+        while self.p.consume_token(&Token::Comma) {
+            items.push(item(self)?);
+        }
+        self.p
+            .expect_token(&Token::RParen)
+            .map_err(|_| self.unexpected("',' or ')'"))?;
+        Ok(items)
+    }
+
     fn if_exists(&mut self) -> bool {
         self.p.parse_keywords(&[Keyword::IF, Keyword::EXISTS])
     }
@@ -333,22 +352,11 @@ impl<'a> Parse<'a> {
         let kind = self.name(usage)?;
         let mut options = vec![];
         if self.p.parse_keyword(Keyword::OPTIONS) {
-            self.p
-                .expect_token(&Token::LParen)
-                .map_err(|_| self.unexpected("OPTIONS ("))?;
-            loop {
-                let key = self.name("an option name")?;
-                let _ = self.p.consume_token(&Token::Eq);
-                let value = self.string("a quoted option value")?;
-                options.push((key, value));
-                if self.p.consume_token(&Token::Comma) {
-                    continue;
-                }
-                self.p
-                    .expect_token(&Token::RParen)
-                    .map_err(|_| self.unexpected("',' or ')'"))?;
-                break;
-            }
+            options = self.parenthesized("OPTIONS (", |this| {
+                let key = this.name("an option name")?;
+                let _ = this.p.consume_token(&Token::Eq);
+                Ok((key, this.string("a quoted option value")?))
+            })?;
         }
         Ok(SegmentStatement::CreateDestination {
             name,
@@ -369,30 +377,22 @@ impl<'a> Parse<'a> {
         let mut profiles_table = None;
         loop {
             if self.word("COLUMNS") {
-                self.p
-                    .expect_token(&Token::LParen)
-                    .map_err(|_| self.unexpected("COLUMNS ("))?;
-                loop {
-                    let name = self.name("a column name")?;
-                    let expr = if self.p.consume_token(&Token::Assignment) {
-                        self.p
+                columns = self.parenthesized("COLUMNS (", |this| {
+                    let name = this.name("a column name")?;
+                    let expr = if this.p.consume_token(&Token::Assignment) {
+                        this.p
                             .parse_expr()
                             .map_err(|e| error(format!("bad expression for column {name}: {e}")))?
                             .to_string()
                     } else {
                         format!("\"{}\"", name.replace('"', "\"\""))
                     };
-                    if columns.iter().any(|(n, _)| n == &name) {
-                        return Err(error(format!("column '{name}' is listed twice")));
-                    }
-                    columns.push((name, expr));
-                    if self.p.consume_token(&Token::Comma) {
-                        continue;
-                    }
-                    self.p
-                        .expect_token(&Token::RParen)
-                        .map_err(|_| self.unexpected("',' or ')'"))?;
-                    break;
+                    Ok((name, expr))
+                })?;
+                if let Some(i) =
+                    (1..columns.len()).find(|&i| columns[..i].iter().any(|c| c.0 == columns[i].0))
+                {
+                    return Err(error(format!("column '{}' is listed twice", columns[i].0)));
                 }
             } else if self.word("CONSENT") {
                 self.expect_word("COLUMN", "CONSENT COLUMN name")?;

@@ -28,7 +28,7 @@ use seglake_catalog::{LastRefresh, SEGMENT_DATA_SCHEMA, TableEntry};
 use tracing::{info, warn};
 
 use super::members_schema;
-use crate::managed::{CreateResult, WriteMode};
+use crate::managed::WriteMode;
 use crate::{EngineError, Result, Session};
 
 pub(crate) const CHANGES_TABLE: &str = "_changes";
@@ -99,12 +99,9 @@ impl Session {
             .catalog_store()
             .update(|st| st.create_schema(SEGMENT_DATA_SCHEMA, true, now))
             .await?;
-        match self
-            .create_managed(SEGMENT_DATA_SCHEMA, name, None, schema, &[], true, false)
-            .await?
-        {
-            CreateResult::Created { .. } | CreateResult::Existed | CreateResult::Raced => {}
-        }
+        // Created, existed or raced: in every case the table now exists.
+        self.create_managed(SEGMENT_DATA_SCHEMA, name, None, schema, &[], true, false)
+            .await?;
         let snapshot = self.engine().catalog().await?;
         Ok(snapshot.state.table(SEGMENT_DATA_SCHEMA, name)?.clone())
     }
