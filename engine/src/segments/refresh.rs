@@ -106,14 +106,44 @@ impl Session {
         Ok(snapshot.state.table(SEGMENT_DATA_SCHEMA, name)?.clone())
     }
 
-    /// Refreshes every segment, each after the segments it reads.
+    /// Refreshes every segment, each after the segments it reads. A segment
+    /// that fails does not stop the others, but the segments that read it
+    /// are skipped (they would read a stale snapshot's dependents); the
+    /// failures are reported together at the end.
     pub(crate) async fn refresh_all_segments(&self) -> Result<Vec<RefreshReport>> {
         let snapshot = self.engine().catalog().await?;
         let mut reports = vec![];
+        let mut failed: Vec<String> = vec![];
+        let mut errors: Vec<String> = vec![];
         for name in snapshot.state.segments_in_dependency_order() {
-            reports.push(self.refresh_segment(&name).await?);
+            let reads = &snapshot.state.segments[&name].current().depends_on;
+            if failed
+                .iter()
+                .any(|f| snapshot.state.segment_reaches(reads, f))
+            {
+                failed.push(name.clone());
+                errors.push(format!("{name}: skipped (it reads a segment that failed)"));
+                continue;
+            }
+            match self.refresh_segment(&name).await {
+                Ok(r) => reports.push(r),
+                Err(e) => {
+                    warn!(segment = %name, error = %e, "refresh failed");
+                    errors.push(format!("{name}: {e}"));
+                    failed.push(name);
+                }
+            }
         }
-        Ok(reports)
+        if errors.is_empty() {
+            Ok(reports)
+        } else {
+            Err(EngineError::InvalidArgument(format!(
+                "REFRESH SEGMENTS: {} segment(s) refreshed, {} not: {}",
+                reports.len(),
+                errors.len(),
+                errors.join("; ")
+            )))
+        }
     }
 
     /// Refreshes one segment (see the module documentation).
