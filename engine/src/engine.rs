@@ -896,7 +896,14 @@ impl Session {
                 let reference =
                     TableReference::full(cat.value(row), sch.value(row), name.value(row));
                 let arrow_schema = if with_schema {
-                    self.ctx.table_provider(reference).await?.schema()
+                    match self.ctx.table_provider(reference).await {
+                        Ok(provider) => provider.schema(),
+                        // A segment whose query no longer plans still lists.
+                        Err(e) => {
+                            warn!(table = %name.value(row), error = %e, "table without a schema");
+                            Arc::new(Schema::empty())
+                        }
+                    }
                 } else {
                     Arc::new(Schema::empty())
                 };

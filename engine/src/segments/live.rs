@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, TableProvider, view::ViewTable};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::TableType;
 use datafusion::prelude::SessionContext;
 use seglake_catalog::{DEFAULT_CATALOG, Snapshot};
 
@@ -65,6 +66,18 @@ impl SchemaProvider for SegmentsSchema {
             .await
             .map_err(|e| DataFusionError::Plan(format!("segment '{name}': {e}")))?;
         Ok(Some(view))
+    }
+
+    /// Listing (`information_schema.tables`, Flight SQL `GetTables`) does
+    /// not plan the segments: a segment whose query no longer plans (a
+    /// table was dropped) still shows, and fails only when it is read.
+    async fn table_type(&self, name: &str) -> Result<Option<TableType>> {
+        Ok(self
+            .snapshot
+            .state
+            .segments
+            .contains_key(name)
+            .then_some(TableType::View))
     }
 
     fn table_exist(&self, name: &str) -> bool {
