@@ -199,6 +199,8 @@ impl Engine {
         opts.execution.parquet.schema_force_view_types = false;
         let mut state = SessionStateBuilder::new()
             .with_default_features()
+            // DataFusion's rules plus ours (see optimizer.rs).
+            .with_optimizer_rules(crate::optimizer::rules())
             .with_config(config)
             .with_runtime_env(Arc::clone(&self.runtime))
             .build();

@@ -9,6 +9,7 @@ mod engine;
 mod error;
 mod ingest;
 mod managed;
+mod optimizer;
 mod segments;
 pub mod sql;
 mod statements;
