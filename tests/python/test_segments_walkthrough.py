@@ -32,7 +32,7 @@ import seglake_harness as h
 from test_functions import reference_email
 
 DOC = h.REPO_ROOT / "docs" / "segments.md"
-DOC_WEBHOOK = "http://127.0.0.1:8099/audiences"
+DOC_WEBHOOK = "https://ads.example.com/seglake/audiences"
 DOC_PROFILE = "'p000000000'"
 SECRET = "change-me"
 AS_OF = datetime(2026, 11, 1, tzinfo=timezone.utc)
