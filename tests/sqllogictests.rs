@@ -150,7 +150,9 @@ impl AsyncDB for Db {
                                 .map_err(|e| err(&e))?;
                         to_output(&batches)
                     }
-                    Outcome::Done { .. } => Ok(DBOutput::StatementComplete(0)),
+                    Outcome::Done { rows_affected } => {
+                        Ok(DBOutput::StatementComplete(rows_affected.unwrap_or(0)))
+                    }
                 }
             }
             Target::DataFusion(ctx) => {

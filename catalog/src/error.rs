@@ -34,6 +34,30 @@ pub enum CatalogError {
     #[error("schema '{0}' is reserved for built-in tables")]
     ReservedSchema(String),
 
+    #[error("segment '{0}' not found")]
+    SegmentNotFound(String),
+
+    #[error("segment '{0}' already exists (use CREATE OR REPLACE SEGMENT)")]
+    SegmentExists(String),
+
+    #[error("segment '{segment}' is used by segment '{by}': drop or redefine '{by}' first")]
+    SegmentInUse { segment: String, by: String },
+
+    #[error("segments may not read each other in a cycle: {0}")]
+    SegmentCycle(String),
+
+    #[error("destination '{0}' not found")]
+    DestinationNotFound(String),
+
+    #[error("destination '{0}' already exists (use CREATE OR REPLACE DESTINATION)")]
+    DestinationExists(String),
+
+    #[error("destination '{destination}' is used by an activation of segment '{segment}'")]
+    DestinationInUse {
+        destination: String,
+        segment: String,
+    },
+
     #[error("catalog update gave up after {0} attempts: too many concurrent updates")]
     TooManyConflicts(usize),
 }

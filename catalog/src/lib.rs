@@ -26,7 +26,9 @@ mod warehouse;
 
 pub use error::{CatalogError, Result};
 pub use model::{
-    CatalogState, DEFAULT_CATALOG, DEFAULT_SCHEMA, PartitionColumn, SYSTEM_SCHEMA, SchemaEntry,
+    Activation, CatalogState, DEFAULT_CATALOG, DEFAULT_SCHEMA, Destination, DestinationKind,
+    ErasedTable, ErasureReceipt, FileFormat, LastRefresh, PartitionColumn, RefreshSchedule,
+    SEGMENT_DATA_SCHEMA, SEGMENTS_SCHEMA, SYSTEM_SCHEMA, SchemaEntry, SegmentEntry, SegmentVersion,
     TableEntry, TableFormat, TableKind,
 };
 pub use store::{CatalogStore, Snapshot};

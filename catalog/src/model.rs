@@ -22,6 +22,137 @@ pub const SYSTEM_SCHEMA: &str = "system";
 pub struct CatalogState {
     #[serde(default)]
     pub schemas: BTreeMap<String, SchemaEntry>,
+    /// Receipts of `FORGET PROFILE`, oldest first. A profile id listed here
+    /// is a tombstone: managed-table writes drop its rows.
+    #[serde(default)]
+    pub erasures: Vec<ErasureReceipt>,
+    /// Segment definitions (`CREATE SEGMENT`), by name.
+    #[serde(default)]
+    pub segments: BTreeMap<String, SegmentEntry>,
+    /// Activation destinations (`CREATE DESTINATION`), by name.
+    #[serde(default)]
+    pub destinations: BTreeMap<String, Destination>,
+}
+
+/// The schema whose managed tables hold segment snapshots, changes, refresh
+/// history and activation runs (written by `REFRESH SEGMENT` only).
+pub const SEGMENT_DATA_SCHEMA: &str = "segment_data";
+/// The virtual schema where `segments.<name>` evaluates a segment live.
+pub const SEGMENTS_SCHEMA: &str = "segments";
+
+/// A segment: its definition history, schedule, last refresh and activations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentEntry {
+    /// Every definition, oldest first; the last one is current.
+    pub versions: Vec<SegmentVersion>,
+    /// `ALTER SEGMENT ... SET REFRESH EVERY '15 minutes'`.
+    #[serde(default)]
+    pub refresh_every: Option<RefreshSchedule>,
+    #[serde(default)]
+    pub last_refresh: Option<LastRefresh>,
+    #[serde(default)]
+    pub activations: Vec<Activation>,
+}
+
+/// One definition of a segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentVersion {
+    pub version: u32,
+    /// The query, as written (returns `profile_id`).
+    pub sql: String,
+    #[serde(default)]
+    pub comment: Option<String>,
+    pub author: String,
+    pub created_at: DateTime<Utc>,
+    /// Segments this definition reads (`segments.<name>`).
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshSchedule {
+    /// As written, e.g. `15 minutes`.
+    pub text: String,
+    pub seconds: u64,
+}
+
+/// The newest committed refresh of a segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastRefresh {
+    pub refresh_id: String,
+    pub at: DateTime<Utc>,
+    pub size: u64,
+    /// Delta version of the membership snapshot written by this refresh.
+    pub snapshot_version: i64,
+}
+
+/// `ACTIVATE SEGMENT seg TO dest ...`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activation {
+    pub destination: String,
+    /// Output columns: name and SQL expression over the profile table.
+    pub columns: Vec<(String, String)>,
+    #[serde(default)]
+    pub consent_column: Option<String>,
+    /// Table the columns are read from (joined on `profile_id`).
+    pub profiles_table: String,
+    pub author: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where activations send profiles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Destination {
+    pub kind: DestinationKind,
+    pub author: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum DestinationKind {
+    /// One file per refresh and change kind under `path`.
+    File { path: String, format: FileFormat },
+    /// JSON batches POSTed to `url`, signed with HMAC-SHA256 of `secret`.
+    Webhook {
+        url: String,
+        batch_size: usize,
+        #[serde(default)]
+        secret: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    Csv,
+    Parquet,
+}
+
+impl SegmentEntry {
+    /// The current definition.
+    pub fn current(&self) -> &SegmentVersion {
+        self.versions.last().expect("a segment has a definition")
+    }
+}
+
+/// What `FORGET PROFILE` erased, kept as proof (`system.erasures`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasureReceipt {
+    pub profile_id: String,
+    pub erased_at: DateTime<Utc>,
+    pub user: String,
+    pub tables: Vec<ErasedTable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErasedTable {
+    pub schema: String,
+    pub table: String,
+    pub rows_removed: u64,
+    pub files_rewritten: u64,
+    /// Files physically deleted by the vacuum that followed.
+    pub files_deleted: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +165,11 @@ pub struct SchemaEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TableFormat {
+    /// A directory of Parquet files (optionally hive-partitioned).
     Parquet,
+    /// A Delta Lake table (Parquet files and a `_delta_log`): every table
+    /// Seglake writes.
+    Delta,
 }
 
 /// Who owns the data files.
@@ -74,6 +209,65 @@ pub struct TableEntry {
 }
 
 impl CatalogState {
+    /// Whether `profile_id` was erased (a tombstone stands).
+    pub fn is_forgotten(&self, profile_id: &str) -> bool {
+        self.erasures.iter().any(|e| e.profile_id == profile_id)
+    }
+
+    /// Every erased profile id.
+    pub fn forgotten(&self) -> std::collections::BTreeSet<&str> {
+        self.erasures
+            .iter()
+            .map(|e| e.profile_id.as_str())
+            .collect()
+    }
+
+    /// Whether `target` is among `from` or the segments they read,
+    /// transitively.
+    pub fn segment_reaches(&self, from: &[String], target: &str) -> bool {
+        let mut stack: Vec<&str> = from.iter().map(String::as_str).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(s) = stack.pop() {
+            if s == target {
+                return true;
+            }
+            if !seen.insert(s) {
+                continue;
+            }
+            if let Some(e) = self.segments.get(s) {
+                stack.extend(e.current().depends_on.iter().map(String::as_str));
+            }
+        }
+        false
+    }
+
+    /// Segment names ordered so that every segment comes after the
+    /// segments it reads.
+    pub fn segments_in_dependency_order(&self) -> Vec<String> {
+        fn visit<'a>(
+            st: &'a CatalogState,
+            name: &'a str,
+            done: &mut std::collections::BTreeSet<&'a str>,
+            out: &mut Vec<String>,
+        ) {
+            if !done.insert(name) {
+                return;
+            }
+            if let Some(e) = st.segments.get(name) {
+                for d in &e.current().depends_on {
+                    visit(st, d, done, out);
+                }
+                out.push(name.to_string());
+            }
+        }
+        let mut done = std::collections::BTreeSet::new();
+        let mut out = vec![];
+        for name in self.segments.keys() {
+            visit(self, name, &mut done, &mut out);
+        }
+        out
+    }
+
     /// A new catalog: the `public` schema only.
     pub fn initial(now: DateTime<Utc>) -> Self {
         let mut state = Self::default();
@@ -109,7 +303,7 @@ impl CatalogState {
         if_not_exists: bool,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        if name == SYSTEM_SCHEMA || name == "information_schema" {
+        if name == SYSTEM_SCHEMA || name == "information_schema" || name == SEGMENTS_SCHEMA {
             return Err(CatalogError::ReservedSchema(name.to_string()));
         }
         if self.schemas.contains_key(name) {
@@ -162,7 +356,7 @@ impl CatalogState {
         if_not_exists: bool,
         replace: bool,
     ) -> Result<Option<TableEntry>> {
-        if schema == SYSTEM_SCHEMA {
+        if schema == SYSTEM_SCHEMA || schema == SEGMENTS_SCHEMA {
             return Err(CatalogError::ReservedSchema(schema.to_string()));
         }
         let s = self
@@ -180,6 +374,120 @@ impl CatalogState {
             };
         }
         Ok(s.tables.insert(table.to_string(), entry))
+    }
+
+    pub fn segment(&self, name: &str) -> Result<&SegmentEntry> {
+        self.segments
+            .get(name)
+            .ok_or_else(|| CatalogError::SegmentNotFound(name.to_string()))
+    }
+
+    /// Adds a segment definition (a new version with `or_replace`). Every
+    /// segment it reads must exist and must not read it back. Returns the
+    /// new version number.
+    pub fn define_segment(
+        &mut self,
+        name: &str,
+        mut definition: SegmentVersion,
+        or_replace: bool,
+    ) -> Result<u32> {
+        for d in &definition.depends_on {
+            if d == name {
+                return Err(CatalogError::SegmentCycle(format!("{name} -> {name}")));
+            }
+            self.segment(d)?;
+        }
+        if self.segment_reaches(&definition.depends_on, name) {
+            return Err(CatalogError::SegmentCycle(format!(
+                "{name} -> {} -> ... -> {name}",
+                definition.depends_on.join(", ")
+            )));
+        }
+        match self.segments.get_mut(name) {
+            Some(_) if !or_replace => Err(CatalogError::SegmentExists(name.to_string())),
+            Some(entry) => {
+                definition.version = entry.current().version + 1;
+                entry.versions.push(definition);
+                Ok(entry.current().version)
+            }
+            None => {
+                definition.version = 1;
+                self.segments.insert(
+                    name.to_string(),
+                    SegmentEntry {
+                        versions: vec![definition],
+                        refresh_every: None,
+                        last_refresh: None,
+                        activations: vec![],
+                    },
+                );
+                Ok(1)
+            }
+        }
+    }
+
+    /// Removes a segment that no other segment reads.
+    pub fn drop_segment(&mut self, name: &str, if_exists: bool) -> Result<Option<SegmentEntry>> {
+        if !self.segments.contains_key(name) {
+            return if if_exists {
+                Ok(None)
+            } else {
+                Err(CatalogError::SegmentNotFound(name.to_string()))
+            };
+        }
+        if let Some((user, _)) = self
+            .segments
+            .iter()
+            .find(|(_, e)| e.current().depends_on.iter().any(|d| d == name))
+        {
+            return Err(CatalogError::SegmentInUse {
+                segment: name.to_string(),
+                by: user.clone(),
+            });
+        }
+        Ok(self.segments.remove(name))
+    }
+
+    pub fn destination(&self, name: &str) -> Result<&Destination> {
+        self.destinations
+            .get(name)
+            .ok_or_else(|| CatalogError::DestinationNotFound(name.to_string()))
+    }
+
+    pub fn put_destination(
+        &mut self,
+        name: &str,
+        destination: Destination,
+        or_replace: bool,
+    ) -> Result<()> {
+        if self.destinations.contains_key(name) && !or_replace {
+            return Err(CatalogError::DestinationExists(name.to_string()));
+        }
+        self.destinations.insert(name.to_string(), destination);
+        Ok(())
+    }
+
+    /// Removes a destination no activation uses.
+    pub fn drop_destination(&mut self, name: &str, if_exists: bool) -> Result<()> {
+        if !self.destinations.contains_key(name) {
+            return if if_exists {
+                Ok(())
+            } else {
+                Err(CatalogError::DestinationNotFound(name.to_string()))
+            };
+        }
+        if let Some((segment, _)) = self
+            .segments
+            .iter()
+            .find(|(_, e)| e.activations.iter().any(|a| a.destination == name))
+        {
+            return Err(CatalogError::DestinationInUse {
+                destination: name.to_string(),
+                segment: segment.clone(),
+            });
+        }
+        self.destinations.remove(name);
+        Ok(())
     }
 
     pub fn drop_table(
@@ -279,5 +587,57 @@ mod tests {
             Err(CatalogError::ReservedSchema(_))
         ));
         assert_eq!(s.drop_schema("crm", false, false).unwrap().len(), 0);
+    }
+
+    fn definition(depends_on: &[&str]) -> SegmentVersion {
+        SegmentVersion {
+            version: 0,
+            sql: "SELECT profile_id FROM t".into(),
+            comment: None,
+            author: "u".into(),
+            created_at: Utc::now(),
+            depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn segment_rules() {
+        let mut s = CatalogState::initial(Utc::now());
+        assert!(matches!(
+            s.define_segment("b", definition(&["a"]), false),
+            Err(CatalogError::SegmentNotFound(_))
+        ));
+        assert_eq!(s.define_segment("a", definition(&[]), false).unwrap(), 1);
+        assert_eq!(s.define_segment("b", definition(&["a"]), false).unwrap(), 1);
+        assert_eq!(s.define_segment("c", definition(&["b"]), false).unwrap(), 1);
+        assert!(matches!(
+            s.define_segment("a", definition(&[]), false),
+            Err(CatalogError::SegmentExists(_))
+        ));
+        // a -> c -> b -> a
+        assert!(matches!(
+            s.define_segment("a", definition(&["c"]), true),
+            Err(CatalogError::SegmentCycle(_))
+        ));
+        assert!(matches!(
+            s.define_segment("a", definition(&["a"]), true),
+            Err(CatalogError::SegmentCycle(_))
+        ));
+        assert_eq!(s.define_segment("a", definition(&[]), true).unwrap(), 2);
+        assert_eq!(s.segment("a").unwrap().versions.len(), 2);
+        // Dependencies first, whatever the names' order.
+        s.define_segment("0first", definition(&["c"]), false)
+            .unwrap();
+        assert_eq!(s.segments_in_dependency_order(), ["a", "b", "c", "0first"]);
+        assert!(matches!(
+            s.drop_segment("b", false),
+            Err(CatalogError::SegmentInUse { .. })
+        ));
+        assert!(s.drop_segment("0first", false).unwrap().is_some());
+        assert!(s.drop_segment("0first", true).unwrap().is_none());
+        assert!(matches!(
+            s.create_schema("segments", true, Utc::now()),
+            Err(CatalogError::ReservedSchema(_))
+        ));
     }
 }

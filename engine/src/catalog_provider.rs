@@ -19,25 +19,24 @@ use datafusion::datasource::listing::{
 use datafusion::error::{DataFusionError, Result};
 use seglake_catalog::{SYSTEM_SCHEMA, Snapshot, TableEntry, TableFormat};
 
+use crate::Engine;
+use crate::delta::TimeTravel;
+use crate::statements::TIME_TRAVEL_SCHEMA;
 use crate::system::SystemSchema;
 
 #[derive(Debug)]
 pub struct SnapshotCatalog {
     snapshot: Arc<Snapshot>,
     parquet: TableParquetOptions,
-    system: Arc<SystemSchema>,
+    engine: Arc<Engine>,
 }
 
 impl SnapshotCatalog {
-    pub fn new(
-        snapshot: Arc<Snapshot>,
-        parquet: TableParquetOptions,
-        system: Arc<SystemSchema>,
-    ) -> Self {
+    pub fn new(snapshot: Arc<Snapshot>, parquet: TableParquetOptions, engine: Arc<Engine>) -> Self {
         Self {
             snapshot,
             parquet,
-            system,
+            engine,
         }
     }
 }
@@ -46,18 +45,35 @@ impl CatalogProvider for SnapshotCatalog {
     fn schema_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.snapshot.state.schemas.keys().cloned().collect();
         names.push(SYSTEM_SCHEMA.to_string());
+        names.push(seglake_catalog::SEGMENTS_SCHEMA.to_string());
         names.sort();
         names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         if name == SYSTEM_SCHEMA {
-            return Some(Arc::clone(&self.system) as _);
+            return Some(Arc::new(SystemSchema::new(
+                Arc::clone(&self.engine),
+                Arc::clone(&self.snapshot),
+            )));
+        }
+        if name == seglake_catalog::SEGMENTS_SCHEMA {
+            return Some(Arc::new(crate::segments::SegmentsSchema::new(
+                Arc::clone(&self.engine),
+                Arc::clone(&self.snapshot),
+            )));
+        }
+        if name == TIME_TRAVEL_SCHEMA {
+            return Some(Arc::new(TimeTravelSchema {
+                snapshot: Arc::clone(&self.snapshot),
+                engine: Arc::clone(&self.engine),
+            }));
         }
         let schema = self.snapshot.state.schemas.get(name)?;
         Some(Arc::new(SnapshotSchema {
             tables: schema.tables.clone(),
             parquet: self.parquet.clone(),
+            engine: Arc::clone(&self.engine),
         }))
     }
 }
@@ -67,6 +83,7 @@ impl CatalogProvider for SnapshotCatalog {
 pub struct SnapshotSchema {
     tables: std::collections::BTreeMap<String, TableEntry>,
     parquet: TableParquetOptions,
+    engine: Arc<Engine>,
 }
 
 #[async_trait]
@@ -77,7 +94,9 @@ impl SchemaProvider for SnapshotSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         match self.tables.get(name) {
-            Some(entry) => Ok(Some(table_provider(entry, &self.parquet)?)),
+            Some(entry) => Ok(Some(
+                table_provider(&self.engine, entry, &self.parquet, None).await?,
+            )),
             None => Ok(None),
         }
     }
@@ -87,13 +106,71 @@ impl SchemaProvider for SnapshotSchema {
     }
 }
 
-/// Builds the DataFusion table for a catalog entry, using the schema the
-/// catalog recorded (no file is read until the table is scanned).
-pub fn table_provider(
+/// Past versions of managed tables, named `schema.table@v3` or
+/// `schema.table@t<epoch ms>` (what `table_at(...)` is rewritten to).
+#[derive(Debug)]
+struct TimeTravelSchema {
+    snapshot: Arc<Snapshot>,
+    engine: Arc<Engine>,
+}
+
+#[async_trait]
+impl SchemaProvider for TimeTravelSchema {
+    fn table_names(&self) -> Vec<String> {
+        vec![]
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some((table, at)) = name.rsplit_once('@') else {
+            return Ok(None);
+        };
+        let Some(at) = TimeTravel::decode(at) else {
+            return Ok(None);
+        };
+        let (schema, table) = match table.split_once('.') {
+            Some((s, t)) => (s.to_string(), t.to_string()),
+            None => (
+                seglake_catalog::DEFAULT_SCHEMA.to_string(),
+                table.to_string(),
+            ),
+        };
+        let entry = self
+            .snapshot
+            .state
+            .table(&schema, &table)
+            .map_err(|e| DataFusionError::Plan(format!("table_at: {e}")))?;
+        if entry.format != TableFormat::Delta {
+            return Err(DataFusionError::Plan(format!(
+                "table_at works on managed tables; '{schema}.{table}' is an external Parquet table without versions"
+            )));
+        }
+        let provider = self
+            .engine
+            .delta_provider(&entry.location, Some(&at))
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Some(provider))
+    }
+
+    fn table_exist(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+/// Builds the DataFusion table for a catalog entry. Parquet tables use the
+/// schema the catalog recorded (no file is read until the table is
+/// scanned); Delta tables read their log (at `at`, or the newest version).
+pub async fn table_provider(
+    engine: &Engine,
     entry: &TableEntry,
     parquet: &TableParquetOptions,
+    at: Option<&TimeTravel>,
 ) -> Result<Arc<dyn TableProvider>> {
     match entry.format {
+        TableFormat::Delta => engine
+            .delta_provider(&entry.location, at)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e))),
         TableFormat::Parquet => {
             let format = ParquetFormat::default().with_options(parquet.clone());
             let options = ListingOptions::new(Arc::new(format))

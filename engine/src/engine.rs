@@ -13,7 +13,10 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::logical_expr::{CreateExternalTable, DdlStatement, LogicalPlan};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{
+    CreateExternalTable, DdlStatement, DmlStatement, LogicalPlan, WriteOp,
+};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -26,7 +29,6 @@ use tracing::{debug, info, warn};
 use crate::catalog_provider::{SnapshotCatalog, validate_schema};
 use crate::distributed::{self, Cluster, ClusterConfig};
 use crate::sql::rewrite_placeholders;
-use crate::system::SystemSchema;
 use crate::{EngineError, Result};
 
 /// How to open an [`Engine`].
@@ -66,8 +68,22 @@ pub struct Engine {
     warehouse: Warehouse,
     catalog: CatalogStore,
     runtime: Arc<RuntimeEnv>,
-    system: Arc<SystemSchema>,
     cluster: Option<Cluster>,
+    /// Settings Delta scans follow (view types, pushdown), built once.
+    scan_session: std::sync::OnceLock<Arc<SessionState>>,
+    /// Serialises segment refreshes in this process.
+    refresh_lock: tokio::sync::Mutex<()>,
+}
+
+/// A statement after the front-end: Seglake's own, or a DataFusion plan.
+#[derive(Debug)]
+pub(crate) enum Planned {
+    Seglake(crate::statements::SeglakeStatement),
+    DataFusion {
+        plan: LogicalPlan,
+        /// `PARTITIONED BY` of a CREATE TABLE.
+        partition_by: Vec<String>,
+    },
 }
 
 /// Whether a statement produces rows or changes something.
@@ -117,6 +133,7 @@ impl Engine {
     /// Opens (or initialises) the warehouse and its catalog.
     pub async fn open(config: EngineConfig) -> Result<Arc<Self>> {
         let warehouse = Warehouse::open(&config.warehouse, &config.s3)?;
+        crate::delta::register_log_stores();
         // No list-files cache: other servers, workers and ingests add files
         // to the warehouse, and a query must see every committed file.
         let mut rt = RuntimeEnvBuilder::new()
@@ -141,8 +158,9 @@ impl Engine {
             warehouse,
             catalog,
             runtime,
-            system: Arc::new(SystemSchema::new(cluster.clone())),
             cluster,
+            scan_session: std::sync::OnceLock::new(),
+            refresh_lock: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -162,6 +180,10 @@ impl Engine {
     /// The newest committed catalog.
     pub async fn catalog(&self) -> Result<Arc<Snapshot>> {
         Ok(self.catalog.current().await?)
+    }
+
+    pub(crate) fn refresh_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.refresh_lock
     }
 
     pub(crate) fn catalog_store(&self) -> &CatalogStore {
@@ -186,8 +208,14 @@ impl Engine {
         // and pages with statistics.
         opts.execution.parquet.enable_page_index = true;
         opts.execution.parquet.pruning = true;
+        // Strings as Utf8, not Utf8View: Flight SQL clients (JDBC, older
+        // ADBC/pyarrow, BI tools) do not all read view types, and results
+        // keep the types the tables were written with.
+        opts.execution.parquet.schema_force_view_types = false;
         let mut builder = SessionStateBuilder::new()
             .with_default_features()
+            // DataFusion's rules plus ours (see optimizer.rs).
+            .with_optimizer_rules(crate::optimizer::rules())
             .with_config(config)
             .with_runtime_env(Arc::clone(&self.runtime));
         if let Some(cluster) = &self.cluster {
@@ -196,6 +224,15 @@ impl Engine {
         let mut state = builder.build();
         seglake_udfs::register_all(&mut state)?;
         Ok(state)
+    }
+
+    /// The session whose settings Delta table scans follow.
+    pub(crate) fn scan_session(&self) -> Result<Arc<SessionState>> {
+        if let Some(s) = self.scan_session.get() {
+            return Ok(Arc::clone(s));
+        }
+        let state = Arc::new(self.session_state()?);
+        Ok(Arc::clone(self.scan_session.get_or_init(|| state)))
     }
 
     /// A session for one client connection.
@@ -279,19 +316,26 @@ impl Session {
             Arc::new(SnapshotCatalog::new(
                 Arc::clone(&snapshot),
                 parquet,
-                Arc::clone(&self.engine.system),
+                Arc::clone(&self.engine),
             )),
         );
         Ok(snapshot)
     }
 
-    async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
+    async fn plan(&self, sql: &str) -> Result<Planned> {
         let (sql, _) = rewrite_placeholders(sql);
+        let parsed = crate::statements::parse(&sql)?;
         self.refresh_catalog().await?;
+        if let Some(statement) = parsed.statement {
+            return Ok(Planned::Seglake(statement));
+        }
         let state = self.ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
-        let statement = state.sql_to_statement(&sql, &dialect)?;
-        Ok(state.statement_to_plan(statement).await?)
+        let statement = state.sql_to_statement(&parsed.sql, &dialect)?;
+        Ok(Planned::DataFusion {
+            plan: state.statement_to_plan(statement).await?,
+            partition_by: parsed.partition_by,
+        })
     }
 
     /// Plans `sql` without running it: its kind, result schema and
@@ -299,7 +343,26 @@ impl Session {
     /// result schema is the one [`Session::execute`] will stream with the
     /// same values; without, parameters are unknowns.
     pub async fn prepare(&self, sql: &str, params: &[ScalarValue]) -> Result<Prepared> {
-        let (plan, parameters) = self.plan_with_params(sql, params, false).await?;
+        let (plan, parameters) = match self.plan_with_params(sql, params, false).await? {
+            (Planned::Seglake(statement), parameters) => {
+                let rows = match &statement {
+                    crate::statements::SeglakeStatement::Segment(s) => {
+                        crate::segments::result_schema(s)
+                    }
+                    _ => None,
+                };
+                return Ok(Prepared {
+                    kind: if rows.is_some() {
+                        StatementKind::Query
+                    } else {
+                        StatementKind::Command
+                    },
+                    schema: rows.unwrap_or_else(|| Arc::new(Schema::empty())),
+                    parameters,
+                });
+            }
+            (Planned::DataFusion { plan, .. }, parameters) => (plan, parameters),
+        };
         let kind = classify(&plan);
         let schema = match kind {
             StatementKind::Query => Arc::new(plan.schema().as_arrow().clone()),
@@ -320,11 +383,30 @@ impl Session {
         sql: &str,
         params: &[ScalarValue],
         exact: bool,
-    ) -> Result<(LogicalPlan, SchemaRef)> {
-        let plan = self.plan(sql).await?;
+    ) -> Result<(Planned, SchemaRef)> {
+        let (plan, partition_by) = match self.plan(sql).await? {
+            Planned::Seglake(mut statement) => {
+                let n = crate::statements::parameter_count(&statement);
+                if exact || !params.is_empty() {
+                    crate::statements::bind_parameters(&mut statement, params)?;
+                }
+                // Seglake statements are not typed by DataFusion: any type.
+                let parameters = Arc::new(Schema::new(
+                    (1..=n)
+                        .map(|i| Field::new(format!("${i}"), DataType::Null, true))
+                        .collect::<Vec<_>>(),
+                ));
+                return Ok((Planned::Seglake(statement), parameters));
+            }
+            Planned::DataFusion { plan, partition_by } => (plan, partition_by),
+        };
+        let wrap = |plan| Planned::DataFusion {
+            plan,
+            partition_by: partition_by.clone(),
+        };
         let expected = parameter_schema(&plan)?;
         if params.is_empty() && !exact {
-            return Ok((plan, expected));
+            return Ok((wrap(plan), expected));
         }
         if expected.fields().len() != params.len() {
             return Err(EngineError::InvalidArgument(format!(
@@ -334,16 +416,22 @@ impl Session {
             )));
         }
         if params.is_empty() {
-            return Ok((plan, expected));
+            return Ok((wrap(plan), expected));
         }
         let values = cast_params(params.to_vec(), &expected)?;
-        Ok((plan.with_param_values(ParamValues::from(values))?, expected))
+        Ok((
+            wrap(plan.with_param_values(ParamValues::from(values))?),
+            expected,
+        ))
     }
 
     /// Runs `sql` with positional parameter values. Queries return a lazy
     /// stream; commands run to completion here.
     pub async fn execute(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Outcome> {
-        let (plan, _) = self.plan_with_params(sql, &params, true).await?;
+        let (plan, partition_by) = match self.plan_with_params(sql, &params, true).await? {
+            (Planned::Seglake(statement), _) => return self.run_seglake(statement).await,
+            (Planned::DataFusion { plan, partition_by }, _) => (plan, partition_by),
+        };
         match classify(&plan) {
             StatementKind::Query => {
                 if let Some(cluster) = self.engine.cluster() {
@@ -358,13 +446,50 @@ impl Session {
                 let stream = df.execute_stream().await?;
                 Ok(Outcome::Rows { schema, stream })
             }
-            StatementKind::Command => self.run_command(plan).await,
+            StatementKind::Command => self.run_command(plan, &partition_by).await,
         }
     }
 
-    async fn run_command(&self, plan: LogicalPlan) -> Result<Outcome> {
+    async fn run_command(&self, plan: LogicalPlan, partition_by: &[String]) -> Result<Outcome> {
+        if !partition_by.is_empty()
+            && !matches!(&plan, LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(_)))
+        {
+            return Err(EngineError::InvalidArgument(
+                "PARTITIONED BY belongs to CREATE TABLE".into(),
+            ));
+        }
         match plan {
-            LogicalPlan::Ddl(ddl) => self.run_ddl(ddl).await,
+            LogicalPlan::Ddl(ddl) => self.run_ddl(ddl, partition_by).await,
+            LogicalPlan::Dml(DmlStatement {
+                table_name,
+                op: WriteOp::Insert(op),
+                input,
+                ..
+            }) if self.is_managed(&table_name).await? => {
+                let (schema, table) = self.resolve_table_name(&table_name)?;
+                let entry = self.managed_entry(&schema, &table, "INSERT").await?;
+                let mode = match op {
+                    InsertOp::Append => crate::managed::WriteMode::Append,
+                    InsertOp::Overwrite | InsertOp::Replace => crate::managed::WriteMode::Overwrite,
+                };
+                let rows = self
+                    .insert_managed(&entry, Arc::unwrap_or_clone(input), mode)
+                    .await?;
+                Ok(Outcome::Done {
+                    rows_affected: Some(rows),
+                })
+            }
+            LogicalPlan::Dml(DmlStatement {
+                table_name,
+                op: WriteOp::Insert(_),
+                ..
+            }) => {
+                let (schema, table) = self.resolve_table_name(&table_name)?;
+                Err(EngineError::Unsupported(format!(
+                    "'{schema}.{table}' is an external Parquet table (read-only): \
+                     INSERT into a managed table (CREATE TABLE ... AS SELECT copies it)"
+                )))
+            }
             LogicalPlan::Dml(_) => {
                 let batches = self.ctx.execute_logical_plan(plan).await?.collect().await?;
                 let count = batches
@@ -397,7 +522,17 @@ impl Session {
         }
     }
 
-    async fn run_ddl(&self, ddl: DdlStatement) -> Result<Outcome> {
+    /// Whether `name` is a managed (Delta) table.
+    async fn is_managed(&self, name: &TableReference) -> Result<bool> {
+        let (schema, table) = self.resolve_table_name(name)?;
+        let snapshot = self.engine.catalog().await?;
+        Ok(snapshot
+            .state
+            .table(&schema, &table)
+            .is_ok_and(|e| e.format == TableFormat::Delta))
+    }
+
+    async fn run_ddl(&self, ddl: DdlStatement, partition_by: &[String]) -> Result<Outcome> {
         let catalog = self.engine.catalog_store();
         match ddl {
             DdlStatement::CreateExternalTable(cmd) => self.create_external_table(*cmd).await?,
@@ -432,12 +567,46 @@ impl Session {
                     self.delete_managed_data(&t).await;
                 }
             }
-            DdlStatement::CreateMemoryTable(_) => {
-                return Err(EngineError::Unsupported(
-                    "CREATE TABLE is not supported yet: load data with Flight SQL ingest \
-                     (ADBC adbc_ingest) or register Parquet files with CREATE EXTERNAL TABLE"
-                        .into(),
-                ));
+            DdlStatement::CreateMemoryTable(cmd) => {
+                if cmd.temporary {
+                    return Err(EngineError::Unsupported(
+                        "TEMPORARY tables are not supported".into(),
+                    ));
+                }
+                if !cmd.column_defaults.is_empty() {
+                    return Err(EngineError::Unsupported(
+                        "column DEFAULT values are not supported".into(),
+                    ));
+                }
+                let (schema_name, table) = self.resolve_table_name(&cmd.name)?;
+                let schema = Arc::new(cmd.input.schema().as_arrow().clone());
+                let input = match cmd.input.as_ref() {
+                    LogicalPlan::EmptyRelation(e) if !e.produce_one_row => None,
+                    _ => Some(Arc::unwrap_or_clone(cmd.input)),
+                };
+                let result = self
+                    .create_managed(
+                        &schema_name,
+                        &table,
+                        input,
+                        schema,
+                        partition_by,
+                        cmd.if_not_exists,
+                        cmd.or_replace,
+                    )
+                    .await?;
+                let rows = match result {
+                    crate::managed::CreateResult::Created { rows } => Some(rows),
+                    crate::managed::CreateResult::Existed => Some(0),
+                    crate::managed::CreateResult::Raced => {
+                        return Err(EngineError::AlreadyExists(format!(
+                            "table '{schema_name}.{table}' was created concurrently"
+                        )));
+                    }
+                };
+                return Ok(Outcome::Done {
+                    rows_affected: rows,
+                });
             }
             other => {
                 return Err(EngineError::Unsupported(format!(
@@ -567,6 +736,14 @@ impl Session {
         }
     }
 
+    pub(crate) fn check_catalog_name(&self, catalog: &str) -> Result<()> {
+        self.check_catalog(catalog)
+    }
+
+    pub(crate) fn default_schema_name(&self) -> String {
+        self.default_schema()
+    }
+
     fn check_catalog(&self, catalog: &str) -> Result<()> {
         if catalog == DEFAULT_CATALOG {
             Ok(())
@@ -628,7 +805,7 @@ pub(crate) async fn delete_prefix(store: &dyn ObjectStore, prefix: &Path) -> Res
     Ok(())
 }
 
-fn classify(plan: &LogicalPlan) -> StatementKind {
+pub(crate) fn classify(plan: &LogicalPlan) -> StatementKind {
     match plan {
         LogicalPlan::Ddl(_)
         | LogicalPlan::Dml(_)
@@ -746,7 +923,14 @@ impl Session {
                 let reference =
                     TableReference::full(cat.value(row), sch.value(row), name.value(row));
                 let arrow_schema = if with_schema {
-                    self.ctx.table_provider(reference).await?.schema()
+                    match self.ctx.table_provider(reference).await {
+                        Ok(provider) => provider.schema(),
+                        // A segment whose query no longer plans still lists.
+                        Err(e) => {
+                            warn!(table = %name.value(row), error = %e, "table without a schema");
+                            Arc::new(Schema::empty())
+                        }
+                    }
                 } else {
                     Arc::new(Schema::empty())
                 };
@@ -793,40 +977,40 @@ impl Engine {
         delete_prefix(self.warehouse.store().as_ref(), &root).await?;
         let summary =
             crate::demo::generate(self.warehouse.store(), &root, options, progress).await?;
+        // The generated Parquet directories become managed Delta tables
+        // (a log that adopts the files as version 0), so that UPDATE,
+        // DELETE, MERGE, FORGET PROFILE and the collector work on the demo.
         let now = chrono::Utc::now();
-        let table =
-            |name: &str, schema: SchemaRef, partition_columns: Vec<PartitionColumn>| TableEntry {
-                location: self
-                    .warehouse
-                    .dir_url(&self.warehouse.path(&["demo", name])),
-                format: TableFormat::Parquet,
-                kind: TableKind::External,
-                file_schema: schema.as_ref().clone(),
-                partition_columns,
-                created_at: now,
-                comment: Some(format!("Seglake demo data ({name})")),
-            };
-        let tables = [
-            (
-                "profiles",
-                table("profiles", crate::demo::profiles_schema(), vec![]),
-            ),
+        let mut tables = vec![];
+        for (name, schema, partition) in [
+            ("profiles", crate::demo::profiles_schema(), None),
             (
                 "events",
-                table(
-                    "events",
-                    crate::demo::events_schema(),
-                    vec![PartitionColumn {
-                        name: "event_date".into(),
-                        data_type: DataType::Date32,
-                    }],
-                ),
+                crate::demo::events_schema(),
+                Some(Field::new("event_date", DataType::Date32, true)),
             ),
-            (
-                "identifiers",
-                table("identifiers", crate::demo::identifiers_schema(), vec![]),
-            ),
-        ];
+            ("identifiers", crate::demo::identifiers_schema(), None),
+        ] {
+            let location = self
+                .warehouse
+                .dir_url(&self.warehouse.path(&["demo", name]));
+            let mut fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.extend(partition.clone());
+            crate::delta::convert_parquet_dir(self, &location, name, partition.as_ref()).await?;
+            tables.push((
+                name,
+                TableEntry {
+                    location,
+                    format: TableFormat::Delta,
+                    kind: TableKind::Managed,
+                    file_schema: Schema::new(fields),
+                    partition_columns: vec![],
+                    created_at: now,
+                    comment: Some(format!("Seglake demo data ({name})")),
+                },
+            ));
+        }
         self.catalog
             .update(|st| {
                 for (name, entry) in &tables {

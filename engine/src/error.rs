@@ -24,6 +24,10 @@ pub enum EngineError {
     #[error(transparent)]
     Demo(#[from] crate::demo::DemoError),
 
+    /// A managed-table (Delta Lake) operation failed.
+    #[error("{0}")]
+    Delta(#[from] deltalake_core::DeltaTableError),
+
     /// The statement is well formed but Seglake does not run it.
     #[error("{0}")]
     Unsupported(String),
@@ -64,6 +68,9 @@ pub enum ErrorKind {
     Unavailable,
     /// The query was cancelled.
     Cancelled,
+    /// A concurrent change won (a commit conflict that retrying the same
+    /// statement may resolve).
+    Conflict,
     /// A bug or corrupt state on our side.
     Internal,
     /// The query ran past its deadline.
@@ -75,13 +82,18 @@ impl EngineError {
         match self {
             Self::DataFusion(e) => datafusion_kind(e),
             Self::Catalog(e) => match e {
-                CatalogError::SchemaNotFound(_) | CatalogError::TableNotFound { .. } => {
-                    ErrorKind::NotFound
-                }
-                CatalogError::SchemaExists(_) | CatalogError::TableExists { .. } => {
-                    ErrorKind::AlreadyExists
-                }
-                CatalogError::InvalidLocation(..)
+                CatalogError::SchemaNotFound(_)
+                | CatalogError::TableNotFound { .. }
+                | CatalogError::SegmentNotFound(_)
+                | CatalogError::DestinationNotFound(_) => ErrorKind::NotFound,
+                CatalogError::SchemaExists(_)
+                | CatalogError::TableExists { .. }
+                | CatalogError::SegmentExists(_)
+                | CatalogError::DestinationExists(_) => ErrorKind::AlreadyExists,
+                CatalogError::SegmentInUse { .. }
+                | CatalogError::SegmentCycle(_)
+                | CatalogError::DestinationInUse { .. }
+                | CatalogError::InvalidLocation(..)
                 | CatalogError::SchemaNotEmpty(_)
                 | CatalogError::ReservedSchema(_) => ErrorKind::InvalidArgument,
                 CatalogError::ObjectStore(e) => object_store_kind(e),
@@ -90,6 +102,7 @@ impl EngineError {
             },
             Self::Arrow(_) => ErrorKind::InvalidArgument,
             Self::Parquet(_) | Self::Demo(_) => ErrorKind::Internal,
+            Self::Delta(e) => delta_kind(e),
             Self::ObjectStore(e) => object_store_kind(e),
             Self::Unsupported(_) => ErrorKind::Unimplemented,
             Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
@@ -144,6 +157,34 @@ fn datafusion_kind(e: &DataFusionError) -> ErrorKind {
             .first()
             .map(datafusion_kind)
             .unwrap_or(ErrorKind::Internal),
+        _ => ErrorKind::Internal,
+    }
+}
+
+fn delta_kind(e: &deltalake_core::DeltaTableError) -> ErrorKind {
+    use deltalake_core::DeltaTableError as D;
+    use deltalake_core::kernel::transaction::TransactionError as T;
+    match e {
+        D::ObjectStore { source } => object_store_kind(source),
+        D::Transaction { source } => match source {
+            T::VersionAlreadyExists(_) | T::CommitConflict(_) | T::MaxCommitAttempts(_) => {
+                ErrorKind::Conflict
+            }
+            T::ObjectStore { source } => object_store_kind(source),
+            _ => ErrorKind::Internal,
+        },
+        D::VersionAlreadyExists(_) => ErrorKind::Conflict,
+        D::NotATable(_) => ErrorKind::NotFound,
+        D::Generic(_)
+        | D::GenericError { .. }
+        | D::SchemaMismatch { .. }
+        | D::InvalidData { .. }
+        | D::Arrow { .. }
+        | D::InvalidDateTimeString { .. }
+        | D::InvalidVersion(_)
+        | D::PartitionError { .. }
+        | D::InvalidPartitionFilter { .. } => ErrorKind::InvalidArgument,
+        D::Io { .. } => ErrorKind::Unavailable,
         _ => ErrorKind::Internal,
     }
 }

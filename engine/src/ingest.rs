@@ -1,32 +1,29 @@
 //! Bulk ingest (Flight SQL `CommandStatementIngest`, ADBC `adbc_ingest`).
 //!
-//! Tables that Seglake creates are *managed*: their files live in the
-//! warehouse under `tables/<schema>/<table>/<generation>/`. Visibility is
-//! all or nothing:
-//! - create and replace write a complete new generation directory first and
-//!   only then commit the catalog entry that points at it, so a failed ingest
-//!   leaves nothing visible (its files are deleted);
-//! - append writes one new Parquet object into the table directory; an object
-//!   store makes an object visible only once it is completely written, and a
-//!   failed upload is aborted.
+//! Tables that Seglake creates are *managed* Delta tables (see
+//! [`crate::delta`]): create writes a complete table in a new directory and
+//! only then registers it in the catalog; append and replace are one Delta
+//! commit each. A failed ingest leaves nothing visible.
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::TableReference;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use futures::{Stream, StreamExt};
-use object_store::buffered::BufWriter;
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use seglake_catalog::{TableEntry, TableFormat, TableKind};
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::engine::delete_prefix;
+use crate::managed::{CreateResult, WriteMode};
 use crate::{EngineError, Result, Session};
 
 /// What to do when the table exists or not (ADBC ingest modes).
@@ -52,7 +49,9 @@ pub(crate) fn writer_properties() -> WriterProperties {
 
 impl Session {
     /// Ingests a stream of batches into `table` and returns the number of
-    /// rows written. `schema` is the stream's schema.
+    /// rows written. `schema` is the stream's schema. Each ingest is one
+    /// Delta commit (create: the catalog commit that registers the new
+    /// table), so a failed ingest leaves nothing visible.
     pub async fn ingest<S>(
         &self,
         table: &TableReference,
@@ -61,7 +60,7 @@ impl Session {
         batches: S,
     ) -> Result<u64>
     where
-        S: Stream<Item = Result<RecordBatch>> + Send + Unpin,
+        S: Stream<Item = Result<RecordBatch>> + Send + Unpin + 'static,
     {
         let (schema_name, table_name) = self.resolve_table_name(table)?;
         if schema_name == seglake_catalog::SYSTEM_SCHEMA {
@@ -84,118 +83,81 @@ impl Session {
                 "table '{qualified}' not found (use mode create or create_append)"
             ))),
             (IngestMode::Append | IngestMode::CreateAppend, Some(entry)) => {
-                self.append(&qualified, &entry, schema, batches).await
-            }
-            (IngestMode::Create | IngestMode::CreateAppend | IngestMode::Replace, None)
-            | (IngestMode::Replace, Some(_)) => {
-                self.create_generation(&schema_name, &table_name, mode, schema, batches)
+                self.append(&qualified, &entry, schema, batches, WriteMode::Append)
                     .await
             }
-        }
-    }
-
-    async fn create_generation<S>(
-        &self,
-        schema_name: &str,
-        table_name: &str,
-        mode: IngestMode,
-        schema: SchemaRef,
-        batches: S,
-    ) -> Result<u64>
-    where
-        S: Stream<Item = Result<RecordBatch>> + Send + Unpin,
-    {
-        let engine = self.engine();
-        if engine.catalog().await?.state.schema(schema_name).is_err() {
-            return Err(EngineError::NotFound(format!(
-                "schema '{schema_name}' not found"
-            )));
-        }
-        let file_schema = Arc::new(Schema::new(schema.fields().clone()));
-        crate::catalog_provider::validate_schema(&file_schema)?;
-        let generation = uuid::Uuid::now_v7().to_string();
-        let dir = engine
-            .warehouse()
-            .path(&["tables", schema_name, table_name, &generation]);
-        let store = engine.warehouse().store();
-        let file = dir
-            .clone()
-            .join(format!("part-{generation}.parquet").as_str());
-        let rows = match write_parquet(Arc::clone(&store), &file, &file_schema, batches).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                let _ = delete_prefix(store.as_ref(), &dir).await;
-                return Err(e);
-            }
-        };
-        let entry = TableEntry {
-            location: engine.warehouse().dir_url(&dir),
-            format: TableFormat::Parquet,
-            kind: TableKind::Managed,
-            file_schema: file_schema.as_ref().clone(),
-            partition_columns: vec![],
-            created_at: chrono::Utc::now(),
-            comment: None,
-        };
-        let replace = mode == IngestMode::Replace;
-        let committed = engine
-            .catalog_store()
-            .update(|st| st.put_table(schema_name, table_name, entry.clone(), false, replace))
-            .await;
-        match committed {
-            // create_append that lost the race against another creator:
-            // the written file joins the table that now exists.
-            Err(seglake_catalog::CatalogError::TableExists { .. })
-                if mode == IngestMode::CreateAppend =>
-            {
-                let result = self
-                    .adopt_file(schema_name, table_name, &store, &file, &file_schema)
-                    .await;
-                let _ = delete_prefix(store.as_ref(), &dir).await;
-                result.map(|()| rows)
-            }
-            Ok((_, replaced)) => {
-                if let Some(old) = replaced {
-                    self.delete_managed_data(&old).await;
+            (IngestMode::Replace, Some(entry)) if entry.format == TableFormat::Delta => {
+                // A new version with the new rows (and schema): time travel
+                // still reaches the old data until it is vacuumed.
+                let plan = stream_plan(Arc::clone(&schema), batches)?;
+                let table = self.engine().open_delta(&entry.location, None).await?;
+                let target = Arc::new(crate::managed::plain_schema(&schema));
+                let (_, rows) = self
+                    .write_plan(table, plan, &target, WriteMode::Overwrite)
+                    .await?;
+                if entry.file_schema != *target {
+                    let mut entry = entry.clone();
+                    entry.file_schema = target.as_ref().clone();
+                    self.engine()
+                        .catalog_store()
+                        .update(|st| {
+                            st.put_table(&schema_name, &table_name, entry.clone(), false, true)
+                                .map(|_| ())
+                        })
+                        .await?;
                 }
-                info!(user = %self.user(), table = %format!("{schema_name}.{table_name}"), rows, "ingest committed");
+                info!(user = %self.user(), table = %qualified, rows, "ingest replaced");
                 Ok(rows)
             }
-            Err(e) => {
-                let _ = delete_prefix(store.as_ref(), &dir).await;
-                Err(e.into())
+            (IngestMode::CreateAppend, None) => {
+                // Concurrent create_append clients must all succeed: create
+                // the (empty) table if still missing, whoever wins, then
+                // append to it. If the append fails the empty table stays.
+                self.create_managed(
+                    &schema_name,
+                    &table_name,
+                    None,
+                    Arc::clone(&schema),
+                    &[],
+                    true,
+                    false,
+                )
+                .await?;
+                let entry = self
+                    .engine()
+                    .catalog()
+                    .await?
+                    .state
+                    .table(&schema_name, &table_name)?
+                    .clone();
+                self.append(&qualified, &entry, schema, batches, WriteMode::Append)
+                    .await
+            }
+            (IngestMode::Create | IngestMode::Replace, existing) => {
+                let plan = stream_plan(Arc::clone(&schema), batches)?;
+                let result = self
+                    .create_managed(
+                        &schema_name,
+                        &table_name,
+                        Some(plan),
+                        schema,
+                        &[],
+                        false,
+                        existing.is_some(),
+                    )
+                    .await?;
+                match result {
+                    CreateResult::Created { rows } => Ok(rows),
+                    CreateResult::Existed => unreachable!("not IF NOT EXISTS"),
+                    // create_append that lost the race against another
+                    // creator: the stream was consumed by the failed create;
+                    // the client retries with append.
+                    CreateResult::Raced => Err(EngineError::AlreadyExists(format!(
+                        "table '{qualified}' was created concurrently by another client: ingest again with mode append"
+                    ))),
+                }
             }
         }
-    }
-
-    /// Moves a written Parquet file into an existing table (append without
-    /// rewriting the data).
-    async fn adopt_file(
-        &self,
-        schema_name: &str,
-        table_name: &str,
-        store: &Arc<dyn ObjectStore>,
-        file: &Path,
-        file_schema: &Schema,
-    ) -> Result<()> {
-        let qualified = format!("{schema_name}.{table_name}");
-        let snapshot = self.engine().catalog().await?;
-        let entry = snapshot.state.table(schema_name, table_name)?;
-        if !entry.partition_columns.is_empty() || &entry.file_schema != file_schema {
-            return Err(EngineError::AlreadyExists(format!(
-                "table '{qualified}' was created concurrently with another schema: ingest again with mode append"
-            )));
-        }
-        let (target_store, dir) = self.engine().store_for(&entry.location)?;
-        let target = dir.clone().join(file.filename().unwrap_or("part.parquet"));
-        if Arc::ptr_eq(store, &target_store) {
-            store.copy(file, &target).await?;
-        } else {
-            let bytes = store.get(file).await?.bytes().await?;
-            target_store.put(&target, bytes.into()).await?;
-        }
-        info!(user = %self.user(), table = %qualified, "create_append raced a creator: appended");
-        Ok(())
     }
 
     async fn append<S>(
@@ -204,25 +166,82 @@ impl Session {
         entry: &TableEntry,
         schema: SchemaRef,
         batches: S,
+        mode: WriteMode,
     ) -> Result<u64>
     where
-        S: Stream<Item = Result<RecordBatch>> + Send + Unpin,
+        S: Stream<Item = Result<RecordBatch>> + Send + Unpin + 'static,
     {
-        if !entry.partition_columns.is_empty() {
-            return Err(EngineError::Unsupported(format!(
-                "ingest into the partitioned table '{qualified}' is not supported: use INSERT INTO"
-            )));
-        }
         let target = Arc::new(entry.file_schema.clone());
         check_append_schema(qualified, &schema, &target)?;
-        let (store, dir) = self.engine().store_for(&entry.location)?;
-        let file = dir
-            .clone()
-            .join(format!("part-{}.parquet", uuid::Uuid::now_v7()).as_str());
-        let casted = batches.map(|b| Ok(cast_batch(&b?, &target)?));
-        let rows = write_parquet(store, &file, &target, Box::pin(casted)).await?;
+        if entry.format != TableFormat::Delta || entry.kind != TableKind::Managed {
+            return Err(EngineError::Unsupported(format!(
+                "'{qualified}' is an external Parquet table (read-only): ingest into a managed table"
+            )));
+        }
+        let casted = {
+            let target = Arc::clone(&target);
+            batches.map(move |b| Ok(cast_batch(&b?, &target)?))
+        };
+        let plan = stream_plan(Arc::clone(&target), Box::pin(casted))?;
+        let table = self.engine().open_delta(&entry.location, None).await?;
+        let (_, rows) = self.write_plan(table, plan, &target, mode).await?;
         info!(user = %self.user(), table = %qualified, rows, "ingest appended");
         Ok(rows)
+    }
+}
+
+/// A logical plan that reads `batches` once (the input of a Delta write).
+pub(crate) fn stream_plan<S>(schema: SchemaRef, batches: S) -> Result<LogicalPlan>
+where
+    S: Stream<Item = Result<RecordBatch>> + Send + Unpin + 'static,
+{
+    let partition = OnceStream {
+        schema: Arc::clone(&schema),
+        stream: parking_lot::Mutex::new(Some(Box::pin(batches))),
+    };
+    let table = StreamingTable::try_new(schema, vec![Arc::new(partition)])?;
+    Ok(LogicalPlanBuilder::scan("ingest", provider_as_source(Arc::new(table)), None)?.build()?)
+}
+
+type BoxedBatches = std::pin::Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
+
+struct OnceStream {
+    schema: SchemaRef,
+    stream: parking_lot::Mutex<Option<BoxedBatches>>,
+}
+
+impl std::fmt::Debug for OnceStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnceStream").finish()
+    }
+}
+
+impl PartitionStream for OnceStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let schema = Arc::clone(&self.schema);
+        match self.stream.lock().take() {
+            Some(stream) => Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                stream.map(|b| {
+                    b.map_err(|e| match e {
+                        EngineError::DataFusion(e) => e,
+                        e => datafusion::error::DataFusionError::External(Box::new(e)),
+                    })
+                }),
+            )),
+            None => Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::once(async {
+                    Err(datafusion::error::DataFusionError::Execution(
+                        "the ingest stream was already consumed".into(),
+                    ))
+                }),
+            )),
+        }
     }
 }
 
@@ -287,45 +306,4 @@ fn check_append_schema(qualified: &str, incoming: &Schema, target: &Schema) -> R
         }
     }
     Ok(())
-}
-
-/// Streams batches into one Parquet object. On any error the upload is
-/// aborted: nothing becomes visible.
-pub(crate) async fn write_parquet<S>(
-    store: Arc<dyn ObjectStore>,
-    path: &Path,
-    schema: &SchemaRef,
-    mut batches: S,
-) -> Result<u64>
-where
-    S: Stream<Item = Result<RecordBatch>> + Send + Unpin,
-{
-    let mut writer = AsyncArrowWriter::try_new(
-        BufWriter::new(store, path.clone()),
-        Arc::clone(schema),
-        Some(writer_properties()),
-    )?;
-    let mut rows = 0u64;
-    let result: Result<()> = async {
-        while let Some(batch) = batches.next().await {
-            let batch = batch?;
-            rows += batch.num_rows() as u64;
-            writer.write(&batch).await?;
-        }
-        Ok(())
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            writer.close().await?;
-            Ok(rows)
-        }
-        Err(e) => {
-            let mut inner = writer.into_inner();
-            if let Err(abort) = inner.abort().await {
-                warn!(%path, error = %abort, "could not abort a failed upload");
-            }
-            Err(e)
-        }
-    }
 }

@@ -3,18 +3,24 @@
 //! demo data generator.
 
 mod catalog_provider;
+pub mod delta;
 pub mod demo;
 pub mod distributed;
 mod engine;
 mod error;
 mod ingest;
+mod managed;
+mod optimizer;
+mod segments;
 pub mod sql;
+mod statements;
 mod system;
 
 pub use engine::{Engine, EngineConfig, Outcome, Prepared, Session, StatementKind, TableInfo};
 pub use error::{EngineError, ErrorKind, Result};
 pub use ingest::{IngestMode, cast_batch};
 pub use seglake_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, S3Options, SYSTEM_SCHEMA};
+pub use segments::schedule::SCHEDULER_USER;
 
 /// Re-exported so that callers use the exact versions the engine uses.
 pub use datafusion;

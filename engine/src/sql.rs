@@ -1,8 +1,7 @@
-//! The SQL front-end: placeholder rewriting and statement parsing.
-//!
-//! Custom Seglake statements (segments, destinations, ...) are recognised here
-//! before DataFusion's parser sees the text; everything else is DataFusion's
-//! dialect (`CREATE EXTERNAL TABLE` included).
+//! Placeholder rewriting. Seglake's own statements and clauses are split
+//! off in `statements.rs` before DataFusion's parser sees the text;
+//! everything else is DataFusion's dialect (`CREATE EXTERNAL TABLE`
+//! included).
 
 /// Rewrites JDBC/ODBC-style `?` placeholders to DataFusion's positional
 /// `$1`, `$2`, ... (DataFusion gives every `?` the same id). Question marks

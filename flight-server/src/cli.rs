@@ -12,6 +12,7 @@ use seglake_engine::{Engine, EngineConfig, S3Options};
 use tracing::{info, warn};
 
 use crate::auth::Users;
+use crate::collector::CollectorArgs;
 use crate::error::{Result, ServerError};
 use crate::server::{RunningServer, ServerOptions, start};
 use crate::worker::start_worker;
@@ -231,6 +232,19 @@ pub struct ServeArgs {
     /// On SIGINT/SIGTERM, wait this long for running calls before exiting.
     #[arg(long, env = "SEGLAKE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+
+    #[command(flatten)]
+    pub collector: CollectorArgs,
+
+    /// Run scheduled segment refreshes (`ALTER SEGMENT ... SET REFRESH
+    /// EVERY`) in this server. With several servers on one warehouse, keep
+    /// it on one of them (`--refresh-scheduler false` on the others).
+    #[arg(long, env = "SEGLAKE_REFRESH_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub refresh_scheduler: bool,
+
+    /// How often the scheduler looks for due refreshes, in milliseconds.
+    #[arg(long, env = "SEGLAKE_REFRESH_TICK_MS", default_value_t = 1000)]
+    pub refresh_tick_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -294,11 +308,12 @@ async fn install_demo(engine: &Engine, size: &DemoSizeArgs, force: bool) -> Resu
 
 fn users(args: &ServeArgs) -> Result<Users> {
     if args.users.is_empty() {
-        if !args.listen.ip().is_loopback() {
-            return Err(ServerError::Config(format!(
-                "refusing to listen on {} without users: pass --user NAME:PASSWORD (or SEGLAKE_USERS)",
-                args.listen
-            )));
+        for addr in std::iter::once(args.listen).chain(args.collector.collect) {
+            if !addr.ip().is_loopback() {
+                return Err(ServerError::Config(format!(
+                    "refusing to listen on {addr} without users: pass --user NAME:PASSWORD (or SEGLAKE_USERS)"
+                )));
+            }
         }
         warn!(
             "no --user given: accepting only the default user seglake/seglake on the loopback address"
@@ -342,25 +357,62 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
     if args.demo {
         install_demo(&engine, &args.demo_size, false).await?;
     }
+    let collector_options = args.collector.options(&users)?;
     let server = start(
-        engine,
+        std::sync::Arc::clone(&engine),
         ServerOptions {
             listen: args.listen,
-            users,
+            users: users.clone(),
             session_idle_timeout: Duration::from_secs(args.session_idle_timeout_secs),
         },
     )
     .await?;
     on_listening(server.addr());
-    stop_on_signal(server, args.shutdown_grace_secs).await
+    // Dropped (and so stopped) when `serve` returns.
+    let _scheduler = args.refresh_scheduler.then(|| {
+        AbortOnDrop(tokio::spawn(
+            std::sync::Arc::clone(&engine)
+                .run_refresh_scheduler(Duration::from_millis(args.refresh_tick_ms.max(10))),
+        ))
+    });
+    let collector = match collector_options {
+        Some(options) => {
+            let collector = crate::collector::start(engine, options).await?;
+            // The second line on standard output (after `listening on`).
+            #[allow(clippy::print_stdout)]
+            {
+                println!("collector listening on {}", collector.addr());
+            }
+            Some(collector)
+        }
+        None => None,
+    };
+    stop_on_signal(server, collector, args.shutdown_grace_secs).await
 }
 
-/// Waits for SIGINT/SIGTERM, then stops `server` gracefully.
-async fn stop_on_signal(mut server: RunningServer, grace_secs: u64) -> Result<()> {
+/// Waits for SIGINT/SIGTERM, then stops `server` (and the collector)
+/// gracefully.
+async fn stop_on_signal(
+    mut server: RunningServer,
+    mut collector: Option<crate::collector::RunningCollector>,
+    grace_secs: u64,
+) -> Result<()> {
     shutdown_signal().await;
     info!(grace_secs, "shutting down: finishing running calls");
     server.trigger_shutdown();
-    match tokio::time::timeout(Duration::from_secs(grace_secs), server.wait()).await {
+    if let Some(c) = collector.as_mut() {
+        // Requests already received are committed and answered first.
+        c.trigger_shutdown();
+    }
+    let stopped = async {
+        let flight = server.wait().await;
+        let collected = match collector {
+            Some(c) => c.wait().await,
+            None => Ok(()),
+        };
+        flight.and(collected)
+    };
+    match tokio::time::timeout(Duration::from_secs(grace_secs), stopped).await {
         Ok(result) => result,
         Err(_) => {
             warn!("calls still running after the grace period: stopping anyway");
@@ -374,7 +426,16 @@ pub async fn worker(args: WorkerArgs, on_listening: impl FnOnce(SocketAddr)) -> 
     let engine = open_engine(&args.warehouse, Some(&args.execution), None).await?;
     let server = start_worker(engine, args.listen).await?;
     on_listening(server.addr());
-    stop_on_signal(server, args.shutdown_grace_secs).await
+    stop_on_signal(server, None, args.shutdown_grace_secs).await
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `seglake demo`.

@@ -55,6 +55,7 @@ fn engine_code(kind: ErrorKind) -> Code {
         ErrorKind::Unimplemented => Code::Unimplemented,
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::Cancelled => Code::Cancelled,
+        ErrorKind::Conflict => Code::Aborted,
         ErrorKind::Internal => Code::Internal,
         ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
     }

@@ -1,12 +1,14 @@
 //! Seglake's Arrow Flight SQL server.
 //!
 //! - [`server::start`] binds and serves an [`seglake_engine::Engine`];
+//! - [`collector::start`] serves the HTTP event collector next to it;
 //! - [`cli`] holds the `seglake` command line (the binary only parses it and
 //!   calls [`cli::run`]).
 
 pub mod auth;
 mod auth_layer;
 pub mod cli;
+pub mod collector;
 pub mod error;
 pub mod handle;
 pub mod server;

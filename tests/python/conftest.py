@@ -22,6 +22,7 @@ import duckdb
 import pytest
 
 import seglake_harness as h
+from s3_server import Moto
 
 DEMO_PROFILES = 2000
 
@@ -159,3 +160,11 @@ def unique():
         return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
     return _unique
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    """A moto S3 server on 127.0.0.1 (random port) for the whole session."""
+    m = Moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield m
+    m.stop()

@@ -39,6 +39,8 @@ DEFAULT_USER = "seglake"
 DEFAULT_PASSWORD = "seglake"
 
 LISTENING_RE = re.compile(r"^listening on (127\.0\.0\.1:\d+)$")
+# Printed second when the server runs the HTTP event collector (--collect).
+COLLECTOR_RE = re.compile(r"^collector listening on (127\.0\.0\.1:\d+)$")
 
 # Topologies the suite runs against (SEGLAKE_TEST_TOPOLOGIES, default
 # "single"): "single" is one `seglake serve`; "distributed" is
@@ -123,6 +125,8 @@ class ServerProcess:
         self.name = name
         self.log_path = log_path
         self.address: str | None = None
+        # host:port of the HTTP event collector when started with --collect.
+        self.collector_address: str | None = None
         self.returncode: int | None = None
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
@@ -160,6 +164,15 @@ class ServerProcess:
         if not m:
             raise self._fail(f"first stdout line is {line!r}, expected 'listening on 127.0.0.1:PORT'")
         self.address = m.group(1)
+        if "--collect" in self.argv:
+            try:
+                line = self._stdout.next_line(deadline)
+            except queue.Empty:
+                raise self._fail(f"no 'collector listening on' line within {STARTUP_TIMEOUT_S:.0f}s") from None
+            m = COLLECTOR_RE.match(line or "")
+            if not m:
+                raise self._fail(f"second stdout line is {line!r}, expected 'collector listening on 127.0.0.1:PORT'")
+            self.collector_address = m.group(1)
 
     @property
     def uri(self) -> str:
@@ -197,7 +210,7 @@ class ServerProcess:
             self._log.close()
 
     def stdout_after_listening(self) -> list[str]:
-        return self._stdout.lines[1:]
+        return self._stdout.lines[2 if self.collector_address else 1 :]
 
 
 def connect(uri: str, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD):
@@ -232,6 +245,13 @@ class Deployment:
 
     def connect(self, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD):
         return connect(self.uri, user, password)
+
+    @property
+    def collector_url(self) -> str:
+        """Base URL of the HTTP event collector (started with --collect)."""
+        addr = self.processes[0].collector_address
+        assert addr, "the deployment was started without --collect"
+        return f"http://{addr}"
 
     def alive(self) -> bool:
         return all(p.alive() for p in self.processes)
@@ -428,6 +448,14 @@ def run_command(conn, sql: str, params=None) -> int:
         else:
             cur.execute(sql, parameters=params)
         return cur.rowcount
+
+
+def execute_update(conn, sql: str) -> int:
+    """Runs a statement through ADBC ExecuteUpdate: the affected row count
+    (DB-API's ``rowcount`` is always -1 with this driver)."""
+    with conn.cursor() as cur:
+        cur.adbc_statement.set_sql_query(sql)
+        return cur.adbc_statement.execute_update()
 
 
 def catalog_contention(connections, *, max_commits: int, max_seconds: float) -> tuple[int, list[str]]:

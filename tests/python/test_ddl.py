@@ -25,13 +25,6 @@ def expect_error(conn, sql: str, status: AdbcStatusCode) -> str:
     return str(ei.value)
 
 
-def execute_update(conn, sql: str) -> int:
-    """Runs a statement through ADBC ExecuteUpdate: the affected row count."""
-    with conn.cursor() as cur:
-        cur.adbc_statement.set_sql_query(sql)
-        return cur.adbc_statement.execute_update()
-
-
 def shown_tables(conn, schema: str = "public") -> set[str]:
     shown = h.run_sql(conn, "SHOW TABLES").to_pylist()
     return {r["table_name"] for r in shown if r["table_schema"] == schema and r["table_catalog"] == "seglake"}
@@ -77,7 +70,8 @@ def test_external_table_schema_matches_the_files(conn, demo_warehouse, unique):
     t = unique()
     h.run_command(conn, f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION 'demo/profiles'")
     try:
-        expected = pq.read_schema(files_under(demo_warehouse / "demo" / "profiles")[0])
+        parquet = [f for f in files_under(demo_warehouse / "demo" / "profiles") if f.suffix == ".parquet" and "_delta_log" not in f.parts]
+        expected = pq.read_schema(parquet[0])
         actual = conn.adbc_get_table_schema(t)
         assert [(f.name, f.type) for f in actual] == [(f.name, f.type) for f in expected]
         got = h.run_sql(conn, f"SELECT * FROM {t} LIMIT 1")
@@ -188,22 +182,20 @@ def test_ddl_errors_and_if_clauses(conn, duck, unique):
     expect_error(conn, f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION '../outside'", AdbcStatusCode.INVALID_ARGUMENT)
     expect_error(conn, f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION 'no/such/dir'", AdbcStatusCode.INVALID_ARGUMENT)
     expect_error(conn, f"CREATE EXTERNAL TABLE {t} STORED AS CSV LOCATION 'demo/profiles'", AdbcStatusCode.NOT_IMPLEMENTED)
-    # Managed CREATE TABLE is not supported yet, and says so.
-    msg = expect_error(conn, f"CREATE TABLE {t} (a INT)", AdbcStatusCode.NOT_IMPLEMENTED)
-    assert "CREATE TABLE" in msg
-    expect_error(conn, f"CREATE TABLE {t} AS SELECT 1 AS a", AdbcStatusCode.NOT_IMPLEMENTED)
+    # Managed tables refuse what they cannot keep.
+    expect_error(conn, f"CREATE TEMPORARY TABLE {t} (a INT)", AdbcStatusCode.NOT_IMPLEMENTED)
+    expect_error(conn, f"CREATE TABLE {t} (a INT) PARTITIONED BY (b)", AdbcStatusCode.INVALID_ARGUMENT)
     # Nothing was created by the failures.
     assert t not in shown_tables(conn)
 
 
-def test_insert_into_external_table(conn, connect, duck, demo_warehouse, unique):
+def test_insert_into_managed_table(conn, connect, duck, demo_warehouse, unique):
     t = unique()
-    rel = f"ext/{t}"
-    h.run_command(conn, f"CREATE EXTERNAL TABLE {t} (id BIGINT, name VARCHAR, score DOUBLE) STORED AS PARQUET LOCATION '{rel}'")
+    assert h.execute_update(conn, f"CREATE TABLE {t} (id BIGINT, name VARCHAR, score DOUBLE)") == 0
     assert h.rows(h.run_sql(conn, f"SELECT count(*) FROM {t}")) == [(0,)]
-    n = execute_update(conn, f"INSERT INTO {t} VALUES (1, 'a', 1.5), (2, NULL, NULL), (3, 'c', -0.25)")
+    n = h.execute_update(conn, f"INSERT INTO {t} VALUES (1, 'a', 1.5), (2, NULL, NULL), (3, 'c', -0.25)")
     assert n == 3
-    n = execute_update(conn, f"INSERT INTO {t} SELECT CAST(birth_year AS BIGINT), country, 0.5 FROM profiles WHERE birth_year = 1990")
+    n = h.execute_update(conn, f"INSERT INTO {t} SELECT CAST(birth_year AS BIGINT), country, 0.5 FROM profiles WHERE birth_year = 1990")
     other = connect()
     got = h.rows(h.run_sql(other, f"SELECT id, name, score FROM {t} WHERE id < 4"))
     h.assert_rows_equal(got, [(1, "a", 1.5), (2, None, None), (3, "c", -0.25)])
@@ -212,17 +204,29 @@ def test_insert_into_external_table(conn, connect, duck, demo_warehouse, unique)
     # Through execute() (ExecuteQuery) as DB-API tools do, with parameters.
     h.run_command(conn, f"INSERT INTO {t} VALUES (?, ?, ?)", (4, "d", 4.0))
     assert h.rows(h.run_sql(other, f"SELECT name, score FROM {t} WHERE id = 4")) == [("d", 4.0)]
-    # The rows are in Parquet files under the location, readable by anyone.
-    files = files_under(Path(demo_warehouse) / rel)
+    # The rows are in plain Parquet files of the Delta table, readable by anyone.
+    root = Path(demo_warehouse) / "tables" / "public" / t
+    files = [f for f in files_under(root) if "_delta_log" not in f.parts]
     assert files and all(f.suffix == ".parquet" for f in files)
     d = duckdb.connect()
     try:
-        got = d.sql(f"SELECT id, name, score FROM read_parquet('{Path(demo_warehouse) / rel}/*.parquet') WHERE id < 4").fetchall()
-        total = d.sql(f"SELECT count(*) FROM read_parquet('{Path(demo_warehouse) / rel}/*.parquet')").fetchall()
+        got = d.sql(f"SELECT id, name, score FROM read_parquet('{root}/*/*.parquet') WHERE id < 4").fetchall()
+        total = d.sql(f"SELECT count(*) FROM read_parquet('{root}/*/*.parquet')").fetchall()
     finally:
         d.close()
     h.assert_rows_equal(got, [(1, "a", 1.5), (2, None, None), (3, "c", -0.25)])
     assert total == [(4 + n,)]
+    h.run_command(conn, f"DROP TABLE {t}")
+    assert not root.exists() or not any(root.rglob("*.parquet"))
+
+
+def test_external_tables_are_read_only(conn, unique):
+    t = unique()
+    h.run_command(conn, f"CREATE EXTERNAL TABLE {t} STORED AS PARQUET LOCATION 'demo/profiles'")
+    before = h.rows(h.run_sql(conn, f"SELECT count(*) FROM {t}"))
+    msg = expect_error(conn, f"INSERT INTO {t} (profile_id) VALUES ('x')", AdbcStatusCode.NOT_IMPLEMENTED)
+    assert "read-only" in msg
+    assert h.rows(h.run_sql(conn, f"SELECT count(*) FROM {t}")) == before
     h.run_command(conn, f"DROP TABLE {t}")
 
 

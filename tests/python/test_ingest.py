@@ -203,7 +203,9 @@ def test_dropping_a_managed_table_deletes_its_files(conn, demo_warehouse, unique
     t = unique()
     ingest(conn, t, sample(30), "create")
     files = [p for p in (demo_warehouse / "tables" / "public" / t).rglob("*") if p.is_file()]
-    assert files and all(p.suffix == ".parquet" for p in files)
+    data = [p for p in files if "_delta_log" not in p.parts]
+    assert data and all(p.suffix == ".parquet" for p in data)
+    assert any(p.name == "00000000000000000000.json" for p in files)  # a Delta table
     h.run_command(conn, f"DROP TABLE {t}")
     assert [p for p in (demo_warehouse / "tables" / "public" / t).rglob("*") if p.is_file()] == []
     # The name can be used again, with another schema.

@@ -43,8 +43,9 @@ def parquet_schema(warehouse: Path, table: str) -> pa.Schema:
 def expected_table_schema(warehouse: Path, table: str) -> pa.Schema:
     schema = parquet_schema(warehouse, table)
     if table == "events":
-        # The hive partition column, a DATE, after the file columns.
-        schema = schema.append(pa.field("event_date", pa.date32(), nullable=False))
+        # The hive partition column, a DATE, after the file columns
+        # (nullable: a Delta partition value may be null).
+        schema = schema.append(pa.field("event_date", pa.date32(), nullable=True))
     return schema
 
 

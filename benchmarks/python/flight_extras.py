@@ -1,0 +1,162 @@
+"""Flight SQL transfer, ingest and concurrency measurements for
+`seglake-bench transfer` / `seglake-bench concurrency`. Prints one JSON
+document on standard output.
+
+  flight_extras.py transfer    --uri URI --data WAREHOUSE --rows N --reps R
+  flight_extras.py ingest      --uri URI --data WAREHOUSE --rows N --reps R
+  flight_extras.py concurrency --uri URI --clients 1,4,16 --passes P [--exclude q09]
+"""
+
+import argparse
+import glob
+import json
+import multiprocessing as mp
+import os
+import random
+import time
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+COLUMNS = ["event_id", "profile_id", "device_id", "event_time", "event_type",
+           "channel", "source", "category", "product_id", "amount"]
+
+
+def connect(uri):
+    import adbc_driver_flightsql.dbapi as flightsql
+    return flightsql.connect(uri, db_kwargs={"username": "seglake", "password": "seglake"}, autocommit=True)
+
+
+def fetch(conn, sql):
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetch_arrow_table()
+
+
+def local_events(data, rows):
+    dataset = ds.dataset(os.path.join(data, "demo", "events"), format="parquet", partitioning="hive")
+    return dataset.head(rows, columns=COLUMNS)
+
+
+def transfer(args):
+    conn = connect(args.uri)
+    sql = f"SELECT {', '.join(COLUMNS)} FROM events LIMIT {args.rows}"
+    out = {"rows": args.rows, "flight": [], "pyarrow_local": []}
+    for _ in range(args.reps):
+        # Alternate: Flight SQL, then the local read of the same columns.
+        start = time.perf_counter()
+        t = fetch(conn, sql)
+        s = time.perf_counter() - start
+        out["flight"].append({"seconds": s, "rows": t.num_rows, "bytes": t.nbytes,
+                              "mb_per_s": t.nbytes / s / 1e6})
+        del t
+        start = time.perf_counter()
+        t = local_events(args.data, args.rows)
+        s = time.perf_counter() - start
+        out["pyarrow_local"].append({"seconds": s, "rows": t.num_rows, "bytes": t.nbytes,
+                                     "mb_per_s": t.nbytes / s / 1e6})
+        del t
+    return out
+
+
+def ingest(args):
+    conn = connect(args.uri)
+    table = local_events(args.data, args.rows)
+    # The Go driver refuses gRPC messages over 16 MiB: send 64k-row batches.
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=65536))
+    out = {"rows": table.num_rows, "bytes": table.nbytes, "runs": []}
+    for i in range(args.reps):
+        name = f"bench_ingest_{os.getpid()}_{i}"
+        with conn.cursor() as cur:
+            start = time.perf_counter()
+            cur.adbc_ingest(name, table, mode="create")
+            s = time.perf_counter() - start
+        count = fetch(conn, f"SELECT count(*) AS n FROM {name}")["n"][0].as_py()
+        out["runs"].append({"seconds": s, "rows_per_s": table.num_rows / s,
+                            "mb_per_s": table.nbytes / s / 1e6, "rows_read_back": count})
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE {name}")
+    return out
+
+
+def load_queries(exclude):
+    qdir = os.path.join(os.path.dirname(__file__), "..", "queries")
+    queries = []
+    for path in sorted(glob.glob(os.path.join(qdir, "q*.sql"))):
+        name = os.path.basename(path)[:-4]
+        if any(name.startswith(e) for e in exclude):
+            continue
+        with open(path) as f:
+            sql = "\n".join(l for l in f.read().splitlines() if not l.startswith("-- "))
+        queries.append((name, sql.strip().rstrip(";")))
+    return queries
+
+
+def client(uri, queries, passes, seed, barrier, results):
+    conn = connect(uri)
+    rng = random.Random(seed)
+    latencies, errors = [], []
+    barrier.wait()
+    for _ in range(passes):
+        order = list(queries)
+        rng.shuffle(order)
+        for name, sql in order:
+            start = time.perf_counter()
+            try:
+                fetch(conn, sql)
+                latencies.append(time.perf_counter() - start)
+            except Exception as e:
+                errors.append(f"{name}: {type(e).__name__}: {e}"[:300])
+    conn.close()
+    results.put({"latencies": latencies, "errors": errors})
+
+
+def percentile(values, q):
+    import numpy as np
+    return float(np.percentile(values, q)) if values else None
+
+
+def concurrency(args):
+    queries = load_queries([e for e in args.exclude.split(",") if e])
+    out = {"queries": [q[0] for q in queries], "passes": args.passes, "levels": []}
+    for n in [int(c) for c in args.clients.split(",")]:
+        ctx = mp.get_context("spawn")
+        barrier = ctx.Barrier(n + 1)
+        results = ctx.Queue()
+        procs = [ctx.Process(target=client, args=(args.uri, queries, args.passes, i, barrier, results))
+                 for i in range(n)]
+        for p in procs:
+            p.start()
+        barrier.wait()
+        start = time.perf_counter()
+        collected = [results.get() for _ in procs]
+        wall = time.perf_counter() - start
+        for p in procs:
+            p.join()
+        lat = [l for c in collected for l in c["latencies"]]
+        errs = [e for c in collected for e in c["errors"]]
+        out["levels"].append({
+            "clients": n, "wall_seconds": wall, "queries": len(lat), "errors": len(errs),
+            "error_samples": errs[:5], "queries_per_s": len(lat) / wall,
+            "median": percentile(lat, 50), "p95": percentile(lat, 95),
+        })
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("what", choices=["transfer", "ingest", "concurrency"])
+    p.add_argument("--uri", required=True)
+    p.add_argument("--data")
+    p.add_argument("--rows", type=int, default=10_000_000)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--clients", default="1,4,16")
+    p.add_argument("--passes", type=int, default=2)
+    p.add_argument("--exclude", default="")
+    args = p.parse_args()
+    result = {"transfer": transfer, "ingest": ingest, "concurrency": concurrency}[args.what](args)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One command for the whole benchmark: Python environment, release build,
+# data (generated if missing), every measurement, result files in
+# benchmarks/results/. Scales: SEGLAKE_BENCH_SCALES (default "1 10").
+# SF 100 takes about 10 GB of disk and hours on 2 cores: SEGLAKE_BENCH_SCALES="1 10 100".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH=benchmarks
+SCALES=${SEGLAKE_BENCH_SCALES:-"1 10"}
+REPS=${SEGLAKE_BENCH_REPS:-5}
+
+if [ ! -x "$BENCH/.venv/bin/python" ]; then
+    python3 -m venv "$BENCH/.venv"
+fi
+"$BENCH/.venv/bin/python" -m pip install --quiet -r "$BENCH/requirements.txt"
+
+cargo build --release --bin seglake --bin seglake-bench
+TARGET=${CARGO_TARGET_DIR:-target}
+BIN="$TARGET/release/seglake-bench"
+
+for sf in $SCALES; do
+    "$BIN" generate --scale "$sf"
+done
+for sf in $SCALES; do
+    "$BIN" run --scale "$sf" --reps "$REPS" --label "sf$sf"
+done
+# Memory: the SF 10 suite under a 2 GiB pool (Flight SQL path, DuckDB with the same limit).
+if [[ " $SCALES " == *" 10 "* ]]; then
+    "$BIN" run --scale 10 --reps 1 --engines seglake-flight,duckdb --memory-limit-mb 2048 --label sf10-mem2g
+fi
+"$BIN" stitch --rows 1000000 --label stitch-1m
+"$BIN" stitch --rows 10000000 --label stitch-10m
+"$BIN" transfer --scale 10 --label transfer-10m -- --rows 10000000 --reps 3
+"$BIN" ingest --scale 10 --label ingest-1m -- --rows 1000000 --reps 3
+"$BIN" concurrency --scale 1 --label concurrency-sf1 -- --clients 1,4,16 --passes 2 --exclude q09
+echo "results: $BENCH/results/"

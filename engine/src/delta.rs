@@ -1,0 +1,381 @@
+//! Managed tables on Delta Lake.
+//!
+//! Every table Seglake writes (`CREATE TABLE`, `CREATE TABLE AS`, Flight SQL
+//! ingest, the HTTP collector) is a Delta table in the warehouse under
+//! `tables/<schema>/<table>/<uuid>/`: Parquet files plus a `_delta_log`.
+//! Each statement is one Delta commit, so readers see all of it or none of
+//! it; concurrent writers commit with a conditional put (`PutMode::Create`,
+//! `If-None-Match` on S3) and retry on conflict (delta-rs decides which
+//! conflicts are real, e.g. two rewrites of the same file).
+//!
+//! delta-rs reads and writes through the very object store the warehouse uses
+//! (`DeltaTableBuilder::with_storage_backend`), so local paths and S3 behave
+//! the same and no credentials are configured twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Once};
+
+use arrow::datatypes::SchemaRef;
+use chrono::{DateTime, Utc};
+use datafusion::catalog::TableProvider;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
+use datafusion::prelude::SessionContext;
+use deltalake_core::kernel::transaction::CommitProperties;
+use deltalake_core::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+};
+use deltalake_core::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::TryStreamExt;
+use url::Url;
+
+use crate::{Engine, EngineError, Result};
+
+/// Which version of a table to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeTravel {
+    Version(i64),
+    Timestamp(DateTime<Utc>),
+}
+
+impl std::fmt::Display for TimeTravel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Version(v) => write!(f, "version {v}"),
+            Self::Timestamp(t) => write!(f, "timestamp {}", t.to_rfc3339()),
+        }
+    }
+}
+
+impl TimeTravel {
+    /// The compact form used in hidden table names (`v3`, `t1700000000000`).
+    pub(crate) fn encode(&self) -> String {
+        match self {
+            Self::Version(v) => format!("v{v}"),
+            Self::Timestamp(t) => format!("t{}", t.timestamp_millis()),
+        }
+    }
+
+    pub(crate) fn decode(s: &str) -> Option<Self> {
+        if let Some(v) = s.strip_prefix('v') {
+            return v.parse().ok().map(Self::Version);
+        }
+        let ms: i64 = s.strip_prefix('t')?.parse().ok()?;
+        DateTime::from_timestamp_millis(ms).map(Self::Timestamp)
+    }
+}
+
+/// Registers a conditional-put log store for `s3://` with delta-rs (it knows
+/// only `file://` and `memory://` without its AWS crate). object_store's S3
+/// client implements `PutMode::Create` with `If-None-Match`, which makes
+/// commits safe without a locking service or an unsafe rename.
+pub(crate) fn register_log_stores() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let factories = logstore_factories();
+        for scheme in ["s3://", "s3a://"] {
+            let url = Url::parse(scheme).expect("static URL");
+            if !factories.contains_key(&url) {
+                factories.insert(url, Arc::new(ConditionalPutLogStores));
+            }
+        }
+    });
+}
+
+struct ConditionalPutLogStores;
+
+impl LogStoreFactory for ConditionalPutLogStores {
+    fn with_options(
+        &self,
+        prefixed_store: ObjectStoreRef,
+        root_store: ObjectStoreRef,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> DeltaResult<Arc<dyn LogStore>> {
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+/// How many times a commit is retried against newer versions before a
+/// conflict is reported (appends never conflict; rewrites of the same file
+/// do).
+const COMMIT_RETRIES: usize = 25;
+
+/// Commit properties with Seglake's own provenance (the user) recorded in
+/// the commit info.
+pub(crate) fn commit_properties(
+    user: &str,
+    extra: &[(&str, serde_json::Value)],
+) -> CommitProperties {
+    let mut meta: HashMap<String, serde_json::Value> = HashMap::new();
+    meta.insert("seglake.user".into(), user.into());
+    for (k, v) in extra {
+        meta.insert(format!("seglake.{k}"), v.clone());
+    }
+    CommitProperties::default()
+        .with_metadata(meta)
+        .with_max_retries(COMMIT_RETRIES)
+}
+
+impl Engine {
+    /// The Delta table at `location` (not loaded: for creating it).
+    pub(crate) fn delta_handle(&self, location: &str) -> Result<DeltaTable> {
+        let (store, url) = self.delta_store(location)?;
+        Ok(DeltaTableBuilder::from_url(url.clone())?
+            .with_storage_backend(store, url)
+            .build()?)
+    }
+
+    /// The Delta table at `location`, loaded at its newest version or at
+    /// `at`.
+    pub(crate) async fn open_delta(
+        &self,
+        location: &str,
+        at: Option<&TimeTravel>,
+    ) -> Result<DeltaTable> {
+        // A timestamp selects the newest commit whose commit time (the one
+        // system.table_history shows) is at or before it; delta-rs would use
+        // the log files' modification times instead.
+        let resolved;
+        let at = match at {
+            Some(TimeTravel::Timestamp(t)) => {
+                let newest = Box::pin(self.open_delta(location, None)).await?;
+                let version = history(&newest)
+                    .await?
+                    .into_iter()
+                    .filter(|c| c.timestamp.is_some_and(|ts| ts <= *t))
+                    .map(|c| c.version)
+                    .max()
+                    .ok_or_else(|| {
+                        EngineError::InvalidArgument(format!(
+                            "no version of the table matches timestamp {} (the table is \
+                             newer, or its older history was removed)",
+                            t.to_rfc3339()
+                        ))
+                    })?;
+                resolved = TimeTravel::Version(version);
+                Some(&resolved)
+            }
+            other => other,
+        };
+        let (store, url) = self.delta_store(location)?;
+        let mut builder =
+            DeltaTableBuilder::from_url(url.clone())?.with_storage_backend(store, url);
+        if let Some(TimeTravel::Version(v)) = at {
+            builder = builder.with_version((*v).max(0) as u64);
+        }
+        builder.load().await.map_err(|e| match (at, e) {
+            (
+                Some(at),
+                e @ (DeltaTableError::InvalidVersion(_)
+                | DeltaTableError::NotATable(_)
+                | DeltaTableError::KernelError(_)
+                | DeltaTableError::Generic(_)),
+            ) => EngineError::InvalidArgument(format!(
+                "no version of the table matches {at} (it is older than the table, newer \
+                 than its last commit, or was vacuumed): {e}"
+            )),
+            (_, e) => e.into(),
+        })
+    }
+
+    /// A DataFusion table reading the Delta table at `location`.
+    pub(crate) async fn delta_provider(
+        &self,
+        location: &str,
+        at: Option<&TimeTravel>,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let table = self.open_delta(location, at).await?;
+        Ok(table
+            .table_provider()
+            .with_session(self.scan_session()?)
+            .await?)
+    }
+
+    fn delta_store(&self, location: &str) -> Result<(ObjectStoreRef, Url)> {
+        register_log_stores();
+        let (store, _) = self.store_for(location)?;
+        let url = Url::parse(location).map_err(|e| {
+            EngineError::InvalidArgument(format!("bad table location {location}: {e}"))
+        })?;
+        Ok((store, url))
+    }
+}
+
+/// Turns a directory of Parquet files (hive-partitioned by `partition`)
+/// into a Delta table whose version 0 adopts the files as they are.
+pub(crate) async fn convert_parquet_dir(
+    engine: &Engine,
+    location: &str,
+    name: &str,
+    partition: Option<&arrow::datatypes::Field>,
+) -> Result<()> {
+    use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
+    use deltalake_core::operations::convert_to_delta::ConvertToDeltaBuilder;
+    let handle = engine.delta_handle(location)?;
+    let mut builder = ConvertToDeltaBuilder::new()
+        .with_log_store(handle.log_store())
+        .with_table_name(name)
+        .with_commit_properties(commit_properties("seglake", &[]));
+    if let Some(field) = partition {
+        let field: deltalake_core::kernel::StructField = field
+            .try_into_kernel()
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        builder = builder.with_partition_schema(vec![field]);
+    }
+    builder.await?;
+    Ok(())
+}
+
+/// Version, time, operation and row counts of every commit of `table`,
+/// newest first.
+#[derive(Debug, Clone)]
+pub struct CommitRecord {
+    pub version: i64,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub operation: String,
+    pub user: Option<String>,
+    pub rows_added: Option<u64>,
+    pub rows_removed: Option<u64>,
+    pub files_added: Option<u64>,
+    pub files_removed: Option<u64>,
+    pub parameters: String,
+}
+
+pub(crate) async fn history(table: &DeltaTable) -> Result<Vec<CommitRecord>> {
+    let newest = table.version().unwrap_or(0) as i64;
+    let infos: Vec<_> = table.history(None).try_collect().await?;
+    Ok(infos
+        .into_iter()
+        .enumerate()
+        .map(|(i, info)| {
+            let metrics = info
+                .info
+                .get("operationMetrics")
+                .and_then(|m| m.as_object())
+                .cloned()
+                .unwrap_or_default();
+            let num = |keys: &[&str]| -> Option<u64> {
+                let mut found = None;
+                for k in keys {
+                    if let Some(v) = metrics.get(*k).and_then(json_u64) {
+                        found = Some(found.unwrap_or(0) + v);
+                    }
+                }
+                found
+            };
+            let seglake = |k: &str| info.info.get(&format!("seglake.{k}")).and_then(json_u64);
+            let operation = info.operation.clone().unwrap_or_default();
+            let rows_added = seglake("rows_added").or_else(|| {
+                num(&[
+                    "num_added_rows",
+                    "num_target_rows_inserted",
+                    "num_target_rows_updated",
+                    "num_updated_rows",
+                ])
+            });
+            let rows_removed = seglake("rows_removed").or_else(|| {
+                num(&[
+                    "num_deleted_rows",
+                    "num_target_rows_deleted",
+                    "num_target_rows_updated",
+                    "num_updated_rows",
+                ])
+            });
+            CommitRecord {
+                version: newest - i as i64,
+                timestamp: info.timestamp.and_then(DateTime::from_timestamp_millis),
+                operation,
+                user: info
+                    .info
+                    .get("seglake.user")
+                    .and_then(|u| u.as_str())
+                    .map(str::to_string),
+                rows_added,
+                rows_removed,
+                files_added: num(&[
+                    "num_added_files",
+                    "num_target_files_added",
+                    "numFilesAdded",
+                    "num_files_added",
+                ]),
+                files_removed: num(&[
+                    "num_removed_files",
+                    "num_target_files_removed",
+                    "numFilesRemoved",
+                    "num_files_removed",
+                ]),
+                parameters: info
+                    .operation_parameters
+                    .as_ref()
+                    .map(|p| serde_json::to_string(p).unwrap_or_default())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+fn json_u64(v: &serde_json::Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+/// Rows added by the newest commit of `table` (after a write).
+pub(crate) async fn last_commit_rows_added(table: &DeltaTable) -> Result<u64> {
+    let infos: Vec<_> = table.history(Some(1)).try_collect().await?;
+    Ok(infos
+        .first()
+        .and_then(|i| i.info.get("operationMetrics"))
+        .and_then(|m| m.get("num_added_rows"))
+        .and_then(json_u64)
+        .unwrap_or(0))
+}
+
+/// `plan` without the rows of erased profiles, when the target has a
+/// `profile_id` column and tombstones exist.
+pub(crate) fn drop_forgotten(
+    plan: LogicalPlan,
+    target: &SchemaRef,
+    forgotten: &[String],
+) -> Result<LogicalPlan> {
+    if forgotten.is_empty() || target.field_with_name("profile_id").is_err() {
+        return Ok(plan);
+    }
+    let list: Vec<Expr> = forgotten.iter().map(|p| lit(p.clone())).collect();
+    let keep = col("profile_id")
+        .is_null()
+        .or(col("profile_id").in_list(list, true));
+    Ok(LogicalPlanBuilder::from(plan).filter(keep)?.build()?)
+}
+
+/// A session state for delta-rs operations: ours (functions, catalog,
+/// object stores, settings) with delta-rs's query planner, which knows its
+/// own logical nodes (write metrics, merge barriers).
+pub(crate) fn session_for_delta(ctx: &SessionContext) -> Arc<dyn datafusion::catalog::Session> {
+    let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+        .with_query_planner(deltalake_core::delta_datafusion::planner::DeltaPlanner::new())
+        .build();
+    Arc::new(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_travel_codes() {
+        for t in [
+            TimeTravel::Version(0),
+            TimeTravel::Version(42),
+            TimeTravel::Timestamp(DateTime::from_timestamp_millis(1_700_000_000_123).unwrap()),
+        ] {
+            assert_eq!(TimeTravel::decode(&t.encode()), Some(t));
+        }
+        assert_eq!(TimeTravel::decode("x1"), None);
+        assert_eq!(TimeTravel::decode("v"), None);
+    }
+}

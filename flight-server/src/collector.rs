@@ -1,0 +1,655 @@
+//! The HTTP event collector (`seglake serve --collect ADDR`): `POST
+//! /v1/events` takes a JSON array of events, validates every field, and a
+//! single committer task appends them to the managed `public.events` table,
+//! one Delta commit per batch of requests (every `batch_rows` rows or
+//! `flush_interval`). A request is answered 200 only after the commit that
+//! holds its rows; if that commit fails, every request in it gets a 5xx.
+//!
+//! Event ids (UUIDv7 when the client sends none) are deduplicated against
+//! the ids committed during the last `dedup_window`, a set the committer
+//! owns and rebuilds from the table at startup (see `docs/collector.md`).
+
+mod event;
+mod table;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use chrono::Utc;
+use clap::Args;
+use seglake_engine::{Engine, ErrorKind, Session};
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+pub use event::{Event, FieldError, parse_events};
+
+use crate::auth::{Users, decode_basic, strip_scheme};
+use crate::error::{Result, ServerError};
+
+/// The table the collector writes.
+pub const TABLE_SCHEMA: &str = seglake_engine::DEFAULT_SCHEMA;
+pub const TABLE_NAME: &str = "events";
+
+/// Command-line flags of the collector (flattened into `seglake serve`).
+#[derive(Debug, Clone, Args)]
+pub struct CollectorArgs {
+    /// Serve the HTTP event collector (POST /v1/events) on this address
+    /// (port 0 picks a free port; the bound address is printed on standard
+    /// output as `collector listening on ADDR`). Off by default.
+    #[arg(long = "collect", env = "SEGLAKE_COLLECT")]
+    pub collect: Option<SocketAddr>,
+
+    /// Commit buffered events once this many rows are waiting.
+    #[arg(long, env = "SEGLAKE_COLLECT_BATCH_ROWS", default_value_t = 10_000)]
+    pub collect_batch_rows: usize,
+
+    /// Commit buffered events at the latest this many milliseconds after the
+    /// first of them arrived.
+    #[arg(long, env = "SEGLAKE_COLLECT_FLUSH_MS", default_value_t = 1000)]
+    pub collect_flush_ms: u64,
+
+    /// Largest accepted request body in bytes (larger: 413).
+    #[arg(long, env = "SEGLAKE_COLLECT_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub collect_max_body_bytes: usize,
+
+    /// Event ids committed during this many seconds are remembered: a
+    /// re-sent event within the window is not written again.
+    #[arg(
+        long,
+        env = "SEGLAKE_COLLECT_DEDUP_WINDOW_SECS",
+        default_value_t = 3600
+    )]
+    pub collect_dedup_window_secs: u64,
+}
+
+impl CollectorArgs {
+    /// The collector's options, or `None` without `--collect`.
+    pub fn options(&self, users: &Users) -> Result<Option<CollectorOptions>> {
+        let Some(listen) = self.collect else {
+            return Ok(None);
+        };
+        if self.collect_batch_rows == 0 || self.collect_flush_ms == 0 {
+            return Err(ServerError::Config(
+                "--collect-batch-rows and --collect-flush-ms must be positive".into(),
+            ));
+        }
+        Ok(Some(CollectorOptions {
+            listen,
+            users: users.clone(),
+            batch_rows: self.collect_batch_rows,
+            flush_interval: Duration::from_millis(self.collect_flush_ms),
+            max_body_bytes: self.collect_max_body_bytes,
+            dedup_window: Duration::from_secs(self.collect_dedup_window_secs),
+        }))
+    }
+}
+
+/// What the collector needs besides the engine.
+#[derive(Debug, Clone)]
+pub struct CollectorOptions {
+    pub listen: SocketAddr,
+    pub users: Users,
+    pub batch_rows: usize,
+    pub flush_interval: Duration,
+    pub max_body_bytes: usize,
+    pub dedup_window: Duration,
+}
+
+/// A collector running in the background.
+#[derive(Debug)]
+pub struct RunningCollector {
+    addr: SocketAddr,
+    shutdown: Option<watch::Sender<bool>>,
+    task: Option<JoinHandle<Result<()>>>,
+}
+
+impl RunningCollector {
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting requests; requests already received are committed
+    /// and answered before the collector stops.
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// Waits until the collector has stopped (after `trigger_shutdown`).
+    pub async fn wait(mut self) -> Result<()> {
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| ServerError::Io(std::io::Error::other(e)))?,
+            None => Ok(()),
+        }
+    }
+
+    /// `trigger_shutdown` and `wait`.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.trigger_shutdown();
+        self.wait().await
+    }
+}
+
+impl Drop for RunningCollector {
+    fn drop(&mut self) {
+        self.trigger_shutdown();
+    }
+}
+
+/// Prepares the table (creating `public.events` if missing), loads the ids
+/// of the deduplication window, binds `options.listen` and serves in a
+/// background task.
+pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<RunningCollector> {
+    if options.users.is_empty() {
+        return Err(ServerError::Config("no users configured".into()));
+    }
+    let session = engine.session("collector")?;
+    let target = table::prepare(&session, TABLE_SCHEMA, TABLE_NAME).await?;
+    if !target.has_received_at {
+        warn!(
+            table = %target.reference,
+            "the collector's table has no received_at column: after a restart, duplicates are recognised by event_time within the window only (see docs/collector.md)"
+        );
+    }
+    let window = micros(options.dedup_window);
+    let mut dedup = Dedup::default();
+    dedup.load(table::recent_ids(&session, &target, now_micros() - window - LOAD_MARGIN).await?);
+    info!(
+        table = %target.reference,
+        remembered_ids = dedup.len(),
+        "collector: deduplication window loaded"
+    );
+
+    let listener = TcpListener::bind(options.listen).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = mpsc::channel::<Submission>(QUEUE_REQUESTS);
+    let pending_rows = Arc::new(AtomicUsize::new(0));
+    let state = Arc::new(AppState {
+        users: options.users.clone(),
+        tx,
+        pending_rows: Arc::clone(&pending_rows),
+    });
+    let events = Router::new()
+        .route("/v1/events", post(post_events))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_basic_auth,
+        ));
+    let app = Router::new()
+        .route("/health", get(health))
+        .merge(events)
+        .with_state(state);
+
+    let committer = Committer {
+        session,
+        target,
+        dedup,
+        batch_rows: options.batch_rows,
+        flush_interval: options.flush_interval,
+        window,
+        pending_rows,
+    };
+    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        // On shutdown the committer commits what it holds at once and
+        // refuses new submissions; the HTTP server stops accepting
+        // connections and waits for the requests in flight to be answered.
+        let committer = tokio::spawn(committer.run(rx, shutdown_rx.clone()));
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopping(&mut shutdown_rx).await })
+            .await;
+        committer
+            .await
+            .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
+        info!("collector stopped");
+        Ok(served?)
+    });
+    info!(%addr, "HTTP event collector listening");
+    Ok(RunningCollector {
+        addr,
+        shutdown: Some(shutdown_tx),
+        task: Some(task),
+    })
+}
+
+/// Bodies larger than this are parsed on the blocking thread pool.
+const BLOCKING_PARSE_BYTES: usize = 256 * 1024;
+/// Requests waiting for the committer before senders wait (back pressure).
+const QUEUE_REQUESTS: usize = 1024;
+/// Extra time loaded at startup so that a row received just before the
+/// window but committed inside it is still remembered.
+const LOAD_MARGIN: i64 = 10 * 60 * 1_000_000;
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 2)
+}
+
+fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------
+
+struct AppState {
+    users: Users,
+    tx: mpsc::Sender<Submission>,
+    /// Rows received by the committer and not yet committed (`/health`).
+    pending_rows: Arc<AtomicUsize>,
+}
+
+/// The answer to an accepted request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Ack {
+    /// Rows written.
+    pub accepted: usize,
+    /// Rows not written because their event id was already committed (or
+    /// appears earlier in the same batch).
+    pub duplicates: usize,
+    /// Rows not written because their profile was erased (`FORGET PROFILE`).
+    pub forgotten: usize,
+}
+
+/// Why a commit failed (the same for every request of the batch).
+#[derive(Debug, Clone)]
+struct CommitFailure {
+    status: StatusCode,
+    message: String,
+}
+
+struct Submission {
+    events: Vec<Event>,
+    /// When the request arrived (UTC micros): `received_at`.
+    received_at: i64,
+    reply: oneshot::Sender<Result<Ack, CommitFailure>>,
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    json_response(status, &json!({ "error": message.into() }))
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let pending = state.pending_rows.load(Ordering::Relaxed);
+    json_response(
+        StatusCode::OK,
+        &json!({ "status": "ok", "pending_rows": pending }),
+    )
+}
+
+/// HTTP Basic auth against the Flight SQL users; 401 with a challenge otherwise.
+async fn require_basic_auth(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let credentials = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| strip_scheme(v, "basic"))
+        .and_then(|b64| decode_basic(b64).ok());
+    match credentials {
+        Some((user, password)) if state.users.check(&user, &password) => next.run(request).await,
+        given => {
+            if let Some((user, _)) = given {
+                info!(%user, "collector: login refused");
+            }
+            let mut response = error_response(
+                StatusCode::UNAUTHORIZED,
+                "HTTP Basic authentication with a Seglake user is required",
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(r#"Basic realm="seglake", charset="UTF-8""#),
+            );
+            response
+        }
+    }
+}
+
+async fn post_events(
+    State(state): State<Arc<AppState>>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return error_response(rejection.status(), rejection.body_text()),
+    };
+    let now = Utc::now();
+    let large = body.len() > BLOCKING_PARSE_BYTES;
+    let parse = move || parse_events(&body, now, || uuid::Uuid::now_v7().to_string());
+    // Large bodies are parsed off the async workers.
+    let parsed = if large {
+        match tokio::task::spawn_blocking(parse).await {
+            Ok(parsed) => parsed,
+            Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    } else {
+        parse()
+    };
+    let events = match parsed {
+        Ok(events) => events,
+        Err(errors) => {
+            let first = &errors[0];
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({
+                    "error": format!("{first}; nothing of the batch was written"),
+                    "row": first.row,
+                    "field": first.field,
+                    "errors": errors,
+                }),
+            );
+        }
+    };
+    if events.is_empty() {
+        return json_response(StatusCode::OK, &json!(Ack::default()));
+    }
+    let (reply, answer) = oneshot::channel();
+    let submission = Submission {
+        events,
+        received_at: now.timestamp_micros(),
+        reply,
+    };
+    if state.tx.send(submission).await.is_err() {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the collector is shutting down",
+        );
+    }
+    match answer.await {
+        Ok(Ok(ack)) => json_response(StatusCode::OK, &json!(ack)),
+        Ok(Err(failure)) => error_response(
+            failure.status,
+            format!(
+                "commit failed, nothing of the batch was acknowledged: {}",
+                failure.message
+            ),
+        ),
+        Err(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the collector stopped before committing the batch",
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Committer
+// ---------------------------------------------------------------------------
+
+/// Event ids committed recently, with their arrival time, oldest first.
+#[derive(Debug, Default)]
+struct Dedup {
+    ids: HashMap<String, i64>,
+    order: VecDeque<(i64, String)>,
+}
+
+impl Dedup {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.ids.contains_key(id)
+    }
+
+    fn insert(&mut self, id: String, at: i64) {
+        if self.ids.insert(id.clone(), at).is_none() {
+            self.order.push_back((at, id));
+        }
+    }
+
+    /// Merges ids read from the table.
+    fn load(&mut self, ids: HashMap<String, i64>) {
+        let mut new: Vec<(i64, String)> = ids
+            .into_iter()
+            .filter(|(id, _)| !self.ids.contains_key(id))
+            .map(|(id, at)| (at, id))
+            .collect();
+        new.sort();
+        for (at, id) in new {
+            self.ids.insert(id.clone(), at);
+            self.order.push_back((at, id));
+        }
+        self.order.make_contiguous().sort();
+    }
+
+    /// Forgets ids that arrived before `before`.
+    fn expire(&mut self, before: i64) {
+        while let Some((at, _)) = self.order.front() {
+            if *at >= before {
+                break;
+            }
+            if let Some((at, id)) = self.order.pop_front()
+                && self.ids.get(&id) == Some(&at)
+            {
+                self.ids.remove(&id);
+            }
+        }
+    }
+}
+
+struct Committer {
+    session: Session,
+    target: table::Target,
+    dedup: Dedup,
+    batch_rows: usize,
+    flush_interval: Duration,
+    /// Dedup window in micros.
+    window: i64,
+    /// Shared with [`AppState::pending_rows`].
+    pending_rows: Arc<AtomicUsize>,
+}
+
+/// Resolves once shutdown was asked for (or its sender is gone).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Committer {
+    /// Collects submissions and commits them every `batch_rows` rows or
+    /// `flush_interval`; on shutdown, commits what it holds and what was
+    /// already queued, then stops.
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Submission>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut pending: Vec<Submission> = vec![];
+        let mut rows = 0usize;
+        let mut deadline: Option<Instant> = None;
+        let mut closed = false;
+        loop {
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some(submission) => {
+                        if pending.is_empty() {
+                            deadline = Some(Instant::now() + self.flush_interval);
+                        }
+                        rows += submission.events.len();
+                        self.pending_rows
+                            .fetch_add(submission.events.len(), Ordering::Relaxed);
+                        pending.push(submission);
+                        if rows >= self.batch_rows || closed {
+                            self.flush(std::mem::take(&mut pending)).await;
+                            rows = 0;
+                            deadline = None;
+                        }
+                    }
+                    None => {
+                        self.flush(std::mem::take(&mut pending)).await;
+                        return;
+                    }
+                },
+                _ = sleep_until(deadline) => {
+                    self.flush(std::mem::take(&mut pending)).await;
+                    rows = 0;
+                    deadline = None;
+                }
+                _ = stopping(&mut shutdown), if !closed => {
+                    // No new submissions; those already queued are still
+                    // received (then `recv` gives `None`).
+                    closed = true;
+                    rx.close();
+                    self.flush(std::mem::take(&mut pending)).await;
+                    rows = 0;
+                    deadline = None;
+                }
+            }
+        }
+    }
+
+    /// Commits `batch` (one Delta commit) and answers its requests.
+    async fn flush(&mut self, batch: Vec<Submission>) {
+        if batch.is_empty() {
+            return;
+        }
+        let rows: usize = batch.iter().map(|s| s.events.len()).sum();
+        self.flush_batch(batch).await;
+        self.pending_rows.fetch_sub(rows, Ordering::Relaxed);
+    }
+
+    async fn flush_batch(&mut self, batch: Vec<Submission>) {
+        self.dedup.expire(now_micros() - self.window);
+        let answers = match self.commit(&batch).await {
+            Ok(acks) => acks.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => {
+                let status = match &e {
+                    ServerError::Engine(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::Conflict
+                                | ErrorKind::Unavailable
+                                | ErrorKind::ResourceExhausted
+                        ) =>
+                    {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                warn!(error = %e, requests = batch.len(), "collector: commit failed");
+                // The commit may have happened even though it reported an
+                // error (a lost answer from the store): re-read the window so
+                // that a retry of these events is recognised.
+                match table::recent_ids(
+                    &self.session,
+                    &self.target,
+                    now_micros() - self.window - LOAD_MARGIN,
+                )
+                .await
+                {
+                    Ok(ids) => self.dedup.load(ids),
+                    Err(e) => warn!(error = %e, "collector: cannot re-read recent event ids"),
+                }
+                let failure = CommitFailure {
+                    status,
+                    message: e.to_string(),
+                };
+                batch.iter().map(|_| Err(failure.clone())).collect()
+            }
+        };
+        for (submission, answer) in batch.into_iter().zip(answers) {
+            // The client may have gone: its rows are committed anyway.
+            let _ = submission.reply.send(answer);
+        }
+    }
+
+    async fn commit(&mut self, batch: &[Submission]) -> Result<Vec<Ack>> {
+        let snapshot = self.session.engine().catalog().await?;
+        let erasures = !snapshot.state.erasures.is_empty();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut rows: Vec<table::Row<'_>> = vec![];
+        let mut acks = Vec::with_capacity(batch.len());
+        for submission in batch {
+            let mut ack = Ack::default();
+            for event in &submission.events {
+                if self.dedup.contains(&event.event_id) || !seen.insert(&event.event_id) {
+                    ack.duplicates += 1;
+                } else if erasures
+                    && event
+                        .profile_id
+                        .as_deref()
+                        .is_some_and(|p| snapshot.state.is_forgotten(p))
+                {
+                    ack.forgotten += 1;
+                } else {
+                    ack.accepted += 1;
+                    rows.push((event, submission.received_at));
+                }
+            }
+            acks.push(ack);
+        }
+        if !rows.is_empty() {
+            let record_batch = table::build_batch(&self.target, &rows)?;
+            let written = table::append(&self.session, &self.target, record_batch).await?;
+            debug!(
+                rows = rows.len(),
+                written,
+                requests = batch.len(),
+                "collector: committed"
+            );
+            for (event, received_at) in rows {
+                self.dedup.insert(event.event_id.clone(), received_at);
+            }
+        }
+        Ok(acks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_expires_oldest_first() {
+        let mut d = Dedup::default();
+        d.insert("a".into(), 10);
+        d.insert("b".into(), 20);
+        d.load(HashMap::from([("c".to_string(), 5), ("b".to_string(), 99)]));
+        assert_eq!(d.len(), 3);
+        d.expire(11);
+        assert!(!d.contains("a") && !d.contains("c"));
+        assert!(d.contains("b"));
+        d.expire(21);
+        assert_eq!(d.len(), 0);
+    }
+}
