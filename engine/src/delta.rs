@@ -190,10 +190,15 @@ impl Engine {
         at: Option<&TimeTravel>,
     ) -> Result<Arc<dyn TableProvider>> {
         let table = self.open_delta(location, at).await?;
-        Ok(table
-            .table_provider()
-            .with_session(self.scan_session()?)
-            .await?)
+        let builder = table.table_provider().with_session(self.scan_session()?);
+        if self.cluster().is_some() {
+            // A coordinator: scans that workers can run (delta_dist.rs).
+            let scan = builder.build().await?;
+            return Ok(Arc::new(crate::delta_dist::DistributedDeltaTable::new(
+                scan,
+            )));
+        }
+        Ok(builder.await?)
     }
 
     fn delta_store(&self, location: &str) -> Result<(ObjectStoreRef, Url)> {

@@ -63,6 +63,13 @@ use uuid::Uuid;
 
 use crate::{Engine, EngineError, Result};
 
+/// The codec of plan fragments, on coordinators and workers alike:
+/// Seglake's functions and plan nodes, then Delta table scans
+/// ([`crate::delta_dist::DeltaScanCodec`]).
+pub fn codec() -> SeglakeCodec {
+    SeglakeCodec::new().with_fallback(Arc::new(crate::delta_dist::DeltaScanCodec))
+}
+
 /// Version a worker reports; the coordinator only uses workers of its own
 /// version (plan fragments are not compatible across versions).
 pub const WORKER_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -514,7 +521,9 @@ impl Cluster {
                 channels: Arc::clone(&self.inner.channels),
                 cluster: Some(Arc::downgrade(&self.inner)),
             })
-            .with_distributed_user_codec(SeglakeCodec::new())
+            .with_distributed_user_codec(codec())
+            .with_distributed_desired_task_count_handler(crate::delta_dist::delta_scan_task_count)
+            .with_distributed_scale_up_leaf_node_handler(crate::delta_dist::split_delta_scan)
             .with_distributed_scale_up_leaf_node_handler(split_file_scan);
         if let Some(n) = self.inner.config.max_tasks_per_stage {
             builder = builder.with_distributed_max_tasks_per_stage(n)?;
@@ -864,7 +873,7 @@ pub fn worker(engine: Arc<Engine>) -> Worker {
         async move {
             let mut state = ctx
                 .builder
-                .with_distributed_user_codec(SeglakeCodec::new())
+                .with_distributed_user_codec(codec())
                 .with_distributed_channel_resolver(channels)
                 .with_distributed_worker_plan_rewrite_handler(
                     move |ev: WorkerPlanRewriteEvent<'_>| {

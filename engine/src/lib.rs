@@ -4,6 +4,7 @@
 
 mod catalog_provider;
 pub mod delta;
+pub mod delta_dist;
 pub mod demo;
 pub mod distributed;
 mod engine;
