@@ -247,9 +247,15 @@ class Deployment:
         return connect(self.uri, user, password)
 
     @property
+    def endpoint(self) -> ServerProcess:
+        """The process clients talk to (the coordinator of a distributed
+        deployment)."""
+        return next(p for p in reversed(self.processes) if p not in self.workers)
+
+    @property
     def collector_url(self) -> str:
         """Base URL of the HTTP event collector (started with --collect)."""
-        addr = self.processes[0].collector_address
+        addr = self.endpoint.collector_address
         assert addr, "the deployment was started without --collect"
         return f"http://{addr}"
 
