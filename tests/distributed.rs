@@ -73,7 +73,7 @@ async fn text(session: &Session, sql: &str) -> String {
         .join("\n")
 }
 
-fn single_node(server: &TestServer) -> impl std::future::Future<Output = std::sync::Arc<Engine>> {
+fn single_node(server: &TestServer) -> impl Future<Output = std::sync::Arc<Engine>> {
     let path = server.dir.path().to_str().unwrap().to_string();
     async move { Engine::open(EngineConfig::new(path)).await.unwrap() }
 }

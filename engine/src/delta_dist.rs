@@ -349,10 +349,10 @@ impl ExecutionPlan for DeltaTableScanExec {
         let cell = Arc::clone(&self.plan);
         let out = Arc::clone(&schema);
         let streams = async move {
-            let plan = cell
-                .get_or_try_init(|| plan_scan(&spec, &context, count))
-                .await?
-                .clone();
+            let plan = Arc::clone(
+                cell.get_or_try_init(|| plan_scan(&spec, &context, count))
+                    .await?,
+            );
             let inner = plan.output_partitioning().partition_count();
             let streams = (partition..inner)
                 .step_by(count)
