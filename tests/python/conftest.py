@@ -63,7 +63,18 @@ def demo_warehouse(make_demo) -> Path:
     return make_demo()
 
 
-@pytest.fixture(scope="session", params=h.topologies())
+def pytest_generate_tests(metafunc):
+    """Parametrizes ``topology``: every test runs on "single"; tests marked
+    ``distributed`` (and every test with SEGLAKE_TEST_DISTRIBUTE_ALL=1) also
+    run on "distributed" (coordinator + workers). SEGLAKE_TEST_TOPOLOGIES
+    restricts the topologies of the run."""
+    if "topology" not in metafunc.fixturenames:
+        return
+    chosen = h.topologies_for(metafunc.definition.get_closest_marker("distributed") is not None)
+    metafunc.parametrize("topology", chosen, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def topology(request) -> str:
     return request.param
 

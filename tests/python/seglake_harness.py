@@ -43,7 +43,8 @@ LISTENING_RE = re.compile(r"^listening on (127\.0\.0\.1:\d+)$")
 COLLECTOR_RE = re.compile(r"^collector listening on (127\.0\.0\.1:\d+)$")
 
 # Topologies the suite runs against (SEGLAKE_TEST_TOPOLOGIES, default
-# "single"): "single" is one `seglake serve`; "distributed" is
+# "single,distributed"; which tests run on "distributed" is decided by
+# `topologies_for`): "single" is one `seglake serve`; "distributed" is
 # SEGLAKE_TEST_WORKERS (3) `seglake worker` processes and a `seglake serve
 # --workers ...` coordinator, all on 127.0.0.1:0.
 KNOWN_TOPOLOGIES = ("single", "distributed")
@@ -66,8 +67,22 @@ def seglake_bin() -> Path:
 
 
 def topologies() -> list[str]:
-    names = [t.strip() for t in os.environ.get("SEGLAKE_TEST_TOPOLOGIES", "single").split(",") if t.strip()]
+    """The topologies of the run (SEGLAKE_TEST_TOPOLOGIES, default both)."""
+    raw = os.environ.get("SEGLAKE_TEST_TOPOLOGIES", "single,distributed")
+    names = [t.strip() for t in raw.split(",") if t.strip()]
+    unknown = [t for t in names if t not in KNOWN_TOPOLOGIES]
+    if unknown:
+        raise ValueError(f"SEGLAKE_TEST_TOPOLOGIES: unknown topologies {unknown} (known: {KNOWN_TOPOLOGIES})")
     return names or ["single"]
+
+
+def topologies_for(marked_distributed: bool) -> list[str]:
+    """The topologies one test runs on: "distributed" only for tests marked
+    `distributed`, unless SEGLAKE_TEST_DISTRIBUTE_ALL=1 (the full matrix)."""
+    names = topologies()
+    if marked_distributed or os.environ.get("SEGLAKE_TEST_DISTRIBUTE_ALL") == "1":
+        return names
+    return [t for t in names if t != "distributed"]
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Distributed execution: `seglake serve --workers ...` with 3 `seglake
 worker` processes on 127.0.0.1:0 (started by the harness's "distributed"
-topology, whatever SEGLAKE_TEST_TOPOLOGIES selects for the rest of the suite).
+topology; skipped when SEGLAKE_TEST_TOPOLOGIES leaves "distributed" out).
 
 - work really runs on the workers (plan stages, system.workers counters);
 - a worker killed (SIGKILL) in the middle of a query: the query is retried
@@ -21,6 +21,10 @@ import pytest
 from adbc_driver_manager import AdbcStatusCode
 
 import seglake_harness as h
+
+pytestmark = pytest.mark.skipif(
+    "distributed" not in h.topologies(), reason="SEGLAKE_TEST_TOPOLOGIES leaves out distributed"
+)
 
 # Long enough (seconds on a debug build) to kill a worker while it runs;
 # one result batch, produced at the end: a lost worker means a retry.
@@ -86,6 +90,8 @@ def test_work_runs_on_the_workers(cluster, duck):
         assert "DistributedExec" in plan, plan
         assert "NetworkShuffleExec" in plan or "NetworkCoalesceExec" in plan, plan
         assert "Stage 1" in plan, plan
+        # The demo tables are Delta: their scans are split over the tasks.
+        assert "DistributedLeafExec" in plan and "DeltaTableScanExec" in plan, plan
 
         after = workers_table(conn)
         for url, w in after.items():

@@ -9,6 +9,9 @@ import pytest
 
 import seglake_harness as h
 
+# Also on coordinator + workers (see README.md: the distributed subset).
+pytestmark = pytest.mark.distributed
+
 UTC = dt.timezone.utc
 
 # The same SQL text runs in Seglake and in DuckDB (views of the same names).
