@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the warehouse over Arrow Flight SQL.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write the demo data set into a warehouse and register its tables.
     Demo(DemoArgs),
     /// Run a distributed worker: executes plan fragments sent by `seglake
@@ -447,7 +447,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli, on_listening: impl FnOnce(SocketAddr)) -> Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args, on_listening).await,
+        Command::Serve(args) => serve(*args, on_listening).await,
         Command::Demo(args) => demo(args).await,
         Command::Worker(args) => worker(args, on_listening).await,
     }
