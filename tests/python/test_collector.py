@@ -215,18 +215,36 @@ def test_dedup_survives_a_restart_and_shutdown_commits_pending_rows(launch, stor
 
 def test_collector_writes_the_demo_events_table(launch, make_demo, storage):
     """On a demo warehouse the collector appends to the demo's managed
-    `events` table (which has no received_at column)."""
+    `events` table and fills its received_at column (NULL in the generated
+    rows); after a restart a re-sent *old* event (event_time days before the
+    one-hour window) is still recognised, because the deduplication window
+    is rebuilt from received_at."""
     wh = make_demo(storage.new_warehouse("demo"), profiles=200, env=storage.env)
     dep = launch.start(wh, args=("--collect", "127.0.0.1:0", "--collect-flush-ms", "20"), env=storage.env)
+    p = prefix()
+    events = cc.make_events(random.Random(9), p, 15)
+    old = dt.datetime.now(cc.UTC) - dt.timedelta(hours=2)
+    assert all(dt.datetime.fromisoformat(e["event_time"]) < old for e in events)
     c = dep.connect()
     try:
         before = h.run_sql(c, "SELECT count(*) FROM events").column(0)[0].as_py()
-        p = prefix()
-        events = cc.make_events(random.Random(9), p, 15)
+        assert before > 0
+        assert h.run_sql(c, "SELECT count(*) FROM events WHERE received_at IS NOT NULL").column(0)[0].as_py() == 0
         status, _, body = cc.post_events(dep.collector_url, events)
         assert status == 200 and body["accepted"] == 15, body
         assert cc.post_events(dep.collector_url, events)[2]["duplicates"] == 15
         h.assert_rows_equal(rows_with_prefix(c, p), [cc.expected_row(e) for e in events])
+        assert h.run_sql(c, "SELECT count(*) FROM events").column(0)[0].as_py() == before + 15
+        received = h.rows(h.run_sql(c, "SELECT profile_id LIKE ? FROM events WHERE received_at IS NOT NULL", [f"{p}-%"]))
+        assert received == [(True,)] * 15
+    finally:
+        c.close()
+
+    dep = launch.restart(dep)
+    status, _, body = cc.post_events(dep.collector_url, events)
+    assert status == 200 and body == {"accepted": 0, "duplicates": 15, "forgotten": 0}, body
+    c = dep.connect()
+    try:
         assert h.run_sql(c, "SELECT count(*) FROM events").column(0)[0].as_py() == before + 15
     finally:
         c.close()
