@@ -19,7 +19,7 @@ use tracing::info;
 
 use crate::delta::{commit_properties, drop_forgotten, session_for_delta};
 use crate::ingest::writer_properties;
-use crate::statements::{SeglakeStatement, object_name_parts};
+use crate::statements::{ProfileId, SeglakeStatement, object_name_parts};
 use crate::{EngineError, Outcome, Result, Session};
 
 /// How a write treats the existing rows.
@@ -42,8 +42,15 @@ impl Session {
                 retain_hours,
                 dry_run,
             } => self.vacuum(&table, retain_hours, dry_run).await?,
-            SeglakeStatement::ForgetProfile { profile_id } => {
-                self.forget_profile(&profile_id).await?
+            SeglakeStatement::ForgetProfile {
+                profile_id: ProfileId::Literal(profile_id),
+            } => self.forget_profile(&profile_id).await?,
+            SeglakeStatement::ForgetProfile {
+                profile_id: ProfileId::Parameter(i),
+            } => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "no value bound for parameter ${i}"
+                )));
             }
         };
         Ok(Outcome::Done {

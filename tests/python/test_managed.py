@@ -1,6 +1,7 @@
 """Managed (Delta Lake) tables through ADBC, on a local warehouse and on an
 S3-compatible server (moto): ingest, INSERT, UPDATE, DELETE, MERGE (upsert),
-time travel, history, OPTIMIZE, VACUUM, FORGET PROFILE, concurrent appends.
+time travel, history, OPTIMIZE, VACUUM, FORGET PROFILE (with a literal or
+a bound parameter), concurrent appends.
 
 Expected values come from a Python model of the table (a dict applying the
 same changes) or from pyarrow reading the demo's Parquet files before any
@@ -44,7 +45,14 @@ def place(request, make_demo, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def dep(launch, place):
+def demo_files(place) -> dict[str, pa.Table]:
+    """`events` and `profiles` as pyarrow reads the demo's Parquet files,
+    read before the server starts (so before any change)."""
+    return {t: read_demo_files(place, t) for t in ("events", "profiles")}
+
+
+@pytest.fixture(scope="module")
+def dep(launch, place, demo_files):
     d = launch.start(place["warehouse"], env=place["env"])
     yield d
     d.stop()
@@ -271,13 +279,13 @@ def all_objects(place) -> dict[str, bytes]:
     return out
 
 
-def test_forget_profile(c, place):
+def test_forget_profile(c, place, demo_files):
     """FORGET PROFILE removes every row of the person from every managed
     table with a profile_id column (counts from pyarrow over the original
     files), deletes the old files and log entries that held them, records a
     receipt, and later writes of that profile are dropped."""
-    events = read_demo_files(place, "events")
-    profiles = read_demo_files(place, "profiles")
+    events = demo_files["events"]
+    profiles = demo_files["profiles"]
     counts = pc.value_counts(events["profile_id"]).to_pylist()
     # A profile with several events.
     victim = max((x for x in counts if x["values"] is not None), key=lambda x: (x["counts"], x["values"]))["values"]
@@ -318,3 +326,45 @@ def test_forget_profile(c, place):
     with c.cursor() as cur:
         cur.adbc_ingest(t, pa.table({"profile_id": [victim, "someone-else"], "v": [1, 2]}), mode="create")
     assert table_rows(c, t, "profile_id") == [("someone-else",)]
+
+
+def test_forget_profile_with_a_bound_parameter(c, demo_files):
+    """`FORGET PROFILE ?` and `FORGET PROFILE $1` take the profile id as a
+    bound parameter of a prepared statement: its rows are gone (counts from
+    pyarrow over the demo files) and system.erasures has the receipt."""
+    events = demo_files["events"]
+    profiles = demo_files["profiles"]
+    counts = [x for x in pc.value_counts(events["profile_id"]).to_pylist() if x["values"] is not None and x["counts"] > 1]
+    # The least active profiles (test_forget_profile erases the most active one).
+    counts.sort(key=lambda x: (x["counts"], x["values"]))
+    total_events = table_rows(c, "events", "count(*)")[0][0]
+    for x, how in zip(counts[:2], ("dbapi", "prepared")):
+        victim, n_events = x["values"], x["counts"]
+        n_profiles = pc.sum(pc.equal(profiles["profile_id"], victim)).as_py()
+        assert n_profiles == 1
+        if how == "dbapi":
+            # DB-API: a prepared statement with `?` and the value bound.
+            h.run_command(c, "FORGET PROFILE ?", params=(victim,))
+        else:
+            with c.cursor() as cur:
+                cur.adbc_statement.set_sql_query("FORGET PROFILE $1")
+                cur.adbc_statement.prepare()
+                cur.adbc_statement.bind(pa.record_batch([pa.array([victim])], names=["p"]))
+                assert cur.adbc_statement.execute_update() == n_events + n_profiles
+        total_events -= n_events
+        assert table_rows(c, "events", "count(*)") == [(total_events,)]
+        for t in ("events", "profiles"):
+            assert h.rows(h.run_sql(c, f"SELECT count(*) FROM {t} WHERE profile_id = ?", [victim])) == [(0,)]
+        receipt = h.rows(h.run_sql(
+            c, "SELECT table_name, rows_removed, \"user\" FROM system.erasures WHERE profile_id = ? AND rows_removed > 0",
+            [victim],
+        ))
+        h.assert_rows_equal(receipt, [("events", n_events, h.DEFAULT_USER), ("profiles", n_profiles, h.DEFAULT_USER)])
+
+    # The id must be a non-empty string.
+    for bad in (42, "", None):
+        with pytest.raises(adbc_driver_manager.Error) as ei:
+            h.run_command(c, "FORGET PROFILE ?", params=(bad,))
+        assert h.status_of(ei.value) == AdbcStatusCode.INVALID_ARGUMENT, f"{bad!r}: {ei.value}"
+        assert "FORGET PROFILE" in str(ei.value), f"{bad!r}: {ei.value}"
+    assert table_rows(c, "events", "count(*)") == [(total_events,)]
