@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, StringBuilder,
-    TimestampMicrosecondArray,
+    TimestampMicrosecondArray, new_null_array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
@@ -177,7 +177,9 @@ pub fn profiles_schema() -> SchemaRef {
 }
 
 /// Schema of `events` as stored in the files (without the `event_date`
-/// partition column).
+/// partition column). `received_at` is when the HTTP collector received an
+/// event (it deduplicates by it after a restart, see docs/collector.md):
+/// always NULL in generated rows, which were never received by it.
 pub fn events_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("event_id", DataType::Utf8, false),
@@ -194,6 +196,11 @@ pub fn events_schema() -> SchemaRef {
         Field::new("category", DataType::Utf8, true),
         Field::new("product_id", DataType::Utf8, true),
         Field::new("amount", DataType::Float64, true),
+        Field::new(
+            "received_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
     ]))
 }
 
@@ -2466,6 +2473,10 @@ impl EventCtx {
                 Arc::new(category.finish()),
                 Arc::new(product.finish()),
                 Arc::new(amount.finish()),
+                new_null_array(
+                    &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    n,
+                ),
             ],
         )
     }
@@ -2937,6 +2948,8 @@ mod tests {
             assert_eq!(file, "part-00000.parquet");
             for b in read(bytes) {
                 assert_eq!(b.schema(), events_schema());
+                let received_at = b.column_by_name("received_at").unwrap();
+                assert_eq!(received_at.null_count(), b.num_rows());
                 let ids = strings(&b, "event_id");
                 let (profile, device) = (strings(&b, "profile_id"), strings(&b, "device_id"));
                 let times = b
@@ -3511,6 +3524,14 @@ mod tests {
             &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
         );
         assert!(!e.field_with_name("event_id").unwrap().is_nullable());
+        // The collector's arrival time: same type as event_time, nullable.
+        let received_at = e.field_with_name("received_at").unwrap();
+        assert!(received_at.is_nullable());
+        assert_eq!(
+            received_at.data_type(),
+            e.field_with_name("event_time").unwrap().data_type()
+        );
+        assert_eq!(e.fields().len(), 11);
         assert_eq!(profiles_schema().fields().len(), 14);
         assert_eq!(identifiers_schema().fields().len(), 4);
     }

@@ -10,6 +10,7 @@ use datafusion::sql::sqlparser::ast::{
     TableFactor, TableWithJoins,
 };
 use deltalake_core::DeltaTable;
+use deltalake_core::operations::vacuum::VacuumMode;
 use deltalake_core::operations::write::SchemaMode;
 use deltalake_core::protocol::SaveMode;
 use seglake_catalog::{
@@ -20,8 +21,13 @@ use tracing::info;
 
 use crate::delta::{commit_properties, drop_forgotten, session_for_delta};
 use crate::ingest::writer_properties;
-use crate::statements::{SeglakeStatement, object_name_parts};
+use crate::statements::{ProfileId, SeglakeStatement, object_name_parts};
 use crate::{EngineError, Outcome, Result, Session};
+
+/// The shortest `VACUUM` retention that also deletes data files no commit
+/// references: a write uploads its files before its commit, so a shorter
+/// retention could delete the files of a write still in progress.
+pub(crate) const ORPHAN_MIN_RETAIN_HOURS: f64 = 24.0;
 
 /// How a write treats the existing rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +50,15 @@ impl Session {
                 retain_hours,
                 dry_run,
             } => self.vacuum(&table, retain_hours, dry_run).await?,
-            SeglakeStatement::ForgetProfile { profile_id } => {
-                self.forget_profile(&profile_id).await?
+            SeglakeStatement::ForgetProfile {
+                profile_id: ProfileId::Literal(profile_id),
+            } => self.forget_profile(&profile_id).await?,
+            SeglakeStatement::ForgetProfile {
+                profile_id: ProfileId::Parameter(i),
+            } => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "no value bound for parameter ${i}"
+                )));
             }
         };
         Ok(Outcome::Done {
@@ -558,8 +571,11 @@ impl Session {
         Ok(metrics.num_files_removed)
     }
 
-    /// Deletes files no version newer than the retention needs; returns how
-    /// many were (or, with `dry_run`, would be) deleted.
+    /// Deletes files no version newer than the retention needs, and, with a
+    /// retention of at least [`ORPHAN_MIN_RETAIN_HOURS`] (the default is 7
+    /// days), data files no commit references (left by failed writes) older
+    /// than the retention. Returns how many were (or, with `dry_run`, would
+    /// be) deleted.
     async fn vacuum(
         &self,
         name: &ObjectName,
@@ -567,22 +583,31 @@ impl Session {
         dry_run: bool,
     ) -> Result<u64> {
         let (schema, table_name, entry) = self.managed_table(name, "VACUUM").await?;
+        let mode = match retain_hours {
+            Some(h) if h < ORPHAN_MIN_RETAIN_HOURS => VacuumMode::Lite,
+            _ => VacuumMode::Full,
+        };
         let deleted = self
-            .vacuum_location(&entry.location, retain_hours, dry_run)
+            .vacuum_location(&entry.location, retain_hours, dry_run, mode)
             .await?;
         info!(user = %self.user(), table = %format!("{schema}.{table_name}"), deleted, dry_run, "vacuum done");
         Ok(deleted)
     }
 
+    /// `VacuumMode::Lite` deletes the files of `remove` actions older than
+    /// the retention; `Full` also lists the table's directory and deletes
+    /// the files no version references that are older than the retention.
     async fn vacuum_location(
         &self,
         location: &str,
         retain_hours: Option<f64>,
         dry_run: bool,
+        mode: VacuumMode,
     ) -> Result<u64> {
         let table = self.engine().open_delta(location, None).await?;
         let mut op = table
             .vacuum()
+            .with_mode(mode)
             .with_dry_run(dry_run)
             .with_commit_properties(commit_properties(self.user(), &[]));
         if let Some(h) = retain_hours {
@@ -624,7 +649,9 @@ impl Session {
                 drop(table);
                 let files_deleted = if metrics.num_removed_files > 0 {
                     let n = self
-                        .vacuum_location(&entry.location, Some(0.0), false)
+                        // Lite: only the rewritten files. Untracked files
+                        // may belong to a write in progress.
+                        .vacuum_location(&entry.location, Some(0.0), false, VacuumMode::Lite)
                         .await?;
                     self.compact_log(&entry.location).await?;
                     n

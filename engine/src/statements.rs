@@ -2,8 +2,8 @@
 //!
 //! Recognised here, before DataFusion plans the text:
 //! - `OPTIMIZE TABLE t`, `VACUUM TABLE t [RETAIN n HOURS] [DRY RUN]`,
-//!   `FORGET PROFILE '<id>'`: Seglake statements, parsed with sqlparser's
-//!   parser API;
+//!   `FORGET PROFILE '<id>' | $n`: Seglake statements, parsed with
+//!   sqlparser's parser API;
 //! - `UPDATE`, `DELETE` and `MERGE INTO` on managed tables: sqlparser parses
 //!   them, Seglake runs them as Delta operations;
 //! - `CREATE TABLE ... PARTITIONED BY (col, ...)`: the clause is taken out
@@ -40,12 +40,20 @@ pub(crate) enum SeglakeStatement {
         dry_run: bool,
     },
     ForgetProfile {
-        profile_id: String,
+        profile_id: ProfileId,
     },
     Update(Box<Update>),
     Delete(Box<Delete>),
     Merge(Box<Merge>),
     Segment(crate::segments::SegmentStatement),
+}
+
+/// The profile `FORGET PROFILE` names: a literal, or a `$n` parameter
+/// until [`bind_parameters`] replaces it with its bound value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProfileId {
+    Literal(String),
+    Parameter(usize),
 }
 
 /// What the front-end made of a statement's text.
@@ -200,6 +208,22 @@ fn strip_partitioned_by(tokens: &[Token]) -> Result<(String, Vec<String>)> {
     Ok((text, vec![]))
 }
 
+/// `n` of a `$n` placeholder (`?` were rewritten to `$n` before parsing).
+fn placeholder_index(name: &str) -> Option<usize> {
+    name.strip_prefix('$')
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n >= 1)
+}
+
+fn check_profile_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(EngineError::InvalidArgument(
+            "FORGET PROFILE needs a non-empty profile id".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_custom(sql: &str) -> Result<SeglakeStatement> {
     let dialect = GenericDialect {};
     let mut p = Parser::new(&dialect)
@@ -258,19 +282,23 @@ fn parse_custom(sql: &str) -> Result<SeglakeStatement> {
             dry_run,
         }
     } else if word(&mut p, "FORGET") {
+        let usage = || {
+            EngineError::InvalidArgument(
+                "expected FORGET PROFILE '<profile_id>' (or a parameter: ? or $1)".into(),
+            )
+        };
         if !word(&mut p, "PROFILE") {
-            return Err(EngineError::InvalidArgument(
-                "expected FORGET PROFILE '<profile_id>'".into(),
-            ));
+            return Err(usage());
         }
-        let profile_id = p.parse_literal_string().map_err(|_| {
-            EngineError::InvalidArgument("expected FORGET PROFILE '<profile_id>'".into())
-        })?;
-        if profile_id.is_empty() {
-            return Err(EngineError::InvalidArgument(
-                "FORGET PROFILE needs a non-empty profile id".into(),
-            ));
-        }
+        let profile_id = if let Token::Placeholder(name) = &p.peek_token().token {
+            let index = placeholder_index(name).ok_or_else(usage)?;
+            p.next_token();
+            ProfileId::Parameter(index)
+        } else {
+            let id = p.parse_literal_string().map_err(|_| usage())?;
+            check_profile_id(&id)?;
+            ProfileId::Literal(id)
+        };
         SeglakeStatement::ForgetProfile { profile_id }
     } else {
         return Err(EngineError::InvalidArgument("unknown statement".into()));
@@ -452,10 +480,7 @@ pub(crate) fn bind_parameters(
             if let SqlExpr::Value(v) = expr
                 && let Value::Placeholder(p) = &v.value
             {
-                let index = p
-                    .strip_prefix('$')
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .filter(|n| *n >= 1);
+                let index = placeholder_index(p);
                 match index.and_then(|i| self.params.get(i - 1)) {
                     Some(value) => match scalar_to_sql(value) {
                         Ok(e) => {
@@ -487,6 +512,18 @@ pub(crate) fn bind_parameters(
         SeglakeStatement::Update(u) => u.visit(&mut binder),
         SeglakeStatement::Delete(d) => d.visit(&mut binder),
         SeglakeStatement::Merge(m) => m.visit(&mut binder),
+        SeglakeStatement::ForgetProfile { profile_id } => {
+            if let ProfileId::Parameter(i) = *profile_id {
+                let value = params.get(i - 1).ok_or_else(|| {
+                    EngineError::InvalidArgument(format!("no value bound for parameter ${i}"))
+                })?;
+                let id = profile_id_value(value)?;
+                check_profile_id(&id)?;
+                *profile_id = ProfileId::Literal(id);
+                binder.count = i;
+            }
+            ControlFlow::Continue(())
+        }
         _ => ControlFlow::Continue(()),
     };
     if let Some(e) = binder.error {
@@ -510,7 +547,7 @@ pub(crate) fn parameter_count(statement: &SeglakeStatement) -> usize {
         fn pre_visit_expr(&mut self, expr: &SqlExpr) -> ControlFlow<()> {
             if let SqlExpr::Value(v) = expr
                 && let Value::Placeholder(p) = &v.value
-                && let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
+                && let Some(n) = placeholder_index(p)
             {
                 self.0 = self.0.max(n);
             }
@@ -523,9 +560,31 @@ pub(crate) fn parameter_count(statement: &SeglakeStatement) -> usize {
         SeglakeStatement::Update(u) => u.visit(&mut c),
         SeglakeStatement::Delete(d) => d.visit(&mut c),
         SeglakeStatement::Merge(m) => m.visit(&mut c),
+        SeglakeStatement::ForgetProfile {
+            profile_id: ProfileId::Parameter(n),
+        } => {
+            c.0 = *n;
+            ControlFlow::Continue(())
+        }
         _ => ControlFlow::Continue(()),
     };
     c.0
+}
+
+/// The profile id a bound value stands for: a non-null string.
+fn profile_id_value(value: &ScalarValue) -> Result<String> {
+    match value {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Ok(s.clone()),
+        v if v.is_null() => Err(EngineError::InvalidArgument(
+            "FORGET PROFILE needs a non-empty profile id, the parameter is NULL".into(),
+        )),
+        other => Err(EngineError::InvalidArgument(format!(
+            "FORGET PROFILE takes a string profile id, the parameter is {}",
+            other.data_type()
+        ))),
+    }
 }
 
 fn scalar_to_sql(value: &ScalarValue) -> Result<SqlExpr> {
@@ -603,7 +662,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match parse("FORGET PROFILE 'p-1'").unwrap().statement {
-            Some(SeglakeStatement::ForgetProfile { profile_id }) => assert_eq!(profile_id, "p-1"),
+            Some(SeglakeStatement::ForgetProfile { profile_id }) => {
+                assert_eq!(profile_id, ProfileId::Literal("p-1".into()))
+            }
             other => panic!("{other:?}"),
         }
         assert!(parse("FORGET PROFILE ''").is_err());
@@ -674,5 +735,43 @@ mod tests {
             panic!()
         };
         assert_eq!(d.selection.unwrap().to_string(), "a = 3 AND b = 'it''s'");
+    }
+
+    #[test]
+    fn forget_profile_parameter() {
+        // `?` is rewritten to `$1` before parsing.
+        let (sql, _) = crate::sql::rewrite_placeholders("FORGET PROFILE ?");
+        let parsed = || parse(&sql).unwrap().statement.unwrap();
+        let mut s = parsed();
+        assert_eq!(parameter_count(&s), 1);
+        bind_parameters(&mut s, &[ScalarValue::Utf8(Some("p-'7".into()))]).unwrap();
+        assert!(matches!(
+            s,
+            SeglakeStatement::ForgetProfile { profile_id: ProfileId::Literal(ref p) } if p == "p-'7"
+        ));
+        let mut s = parsed();
+        bind_parameters(&mut s, &[ScalarValue::Utf8View(Some("p-8".into()))]).unwrap();
+        assert!(matches!(
+            s,
+            SeglakeStatement::ForgetProfile { profile_id: ProfileId::Literal(ref p) } if p == "p-8"
+        ));
+        for bad in [
+            vec![],
+            vec![ScalarValue::Utf8(None)],
+            vec![ScalarValue::Utf8(Some(String::new()))],
+            vec![ScalarValue::Int64(Some(7))],
+            vec![
+                ScalarValue::Utf8(Some("a".into())),
+                ScalarValue::Utf8(Some("b".into())),
+            ],
+        ] {
+            let mut s = parsed();
+            let e = bind_parameters(&mut s, &bad).unwrap_err();
+            assert!(matches!(e, EngineError::InvalidArgument(_)), "{bad:?}: {e}");
+        }
+        let s = parse("forget profile $1;").unwrap().statement.unwrap();
+        assert_eq!(parameter_count(&s), 1);
+        assert!(parse("FORGET PROFILE $0").is_err());
+        assert!(parse("FORGET PROFILE $1 junk").is_err());
     }
 }

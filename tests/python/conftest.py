@@ -10,6 +10,9 @@
 - ``server``: the shared deployment on the demo warehouse.
 - ``connect`` / ``conn``: DB-API connections, closed after the test.
 - ``duck``: DuckDB over the same Parquet files, for expected values.
+- ``storage``: where a test's own warehouses live, local directory or
+  ``s3://`` bucket on the session's moto server (parametrized: the test runs
+  on both; ``-m "not s3"`` keeps the local one).
 """
 
 from __future__ import annotations
@@ -179,3 +182,33 @@ def moto(tmp_path_factory):
     m = Moto(tmp_path_factory.mktemp("moto") / "moto.log")
     yield m
     m.stop()
+
+
+class Storage:
+    """Fresh warehouses on one kind of store. ``kind`` is "local" or "s3";
+    ``env`` is what a seglake process needs to reach it (pass it to
+    ``launch.start`` and ``make_demo``)."""
+
+    def __init__(self, kind: str, tmp_path_factory, moto: Moto | None = None):
+        self.kind = kind
+        self.moto = moto
+        self.env = moto.env() if moto is not None else {}
+        self._tmp = tmp_path_factory
+
+    def new_warehouse(self, name: str = "wh") -> str:
+        """An empty warehouse: a new directory, or a prefix of a new bucket."""
+        if self.kind == "local":
+            return str(self._tmp.mktemp(name))
+        return f"s3://{self.moto.new_bucket()}/{name}"
+
+    def __repr__(self) -> str:
+        return f"Storage({self.kind})"
+
+
+@pytest.fixture(scope="module", params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def storage(request, tmp_path_factory) -> Storage:
+    """The store of the test's own warehouses: each test using it runs once
+    on a local directory and once on S3 (moto, started only when needed)."""
+    if request.param == "local":
+        return Storage("local", tmp_path_factory)
+    return Storage("s3", tmp_path_factory, request.getfixturevalue("moto"))

@@ -1,7 +1,10 @@
 """The HTTP event collector (`seglake serve --collect`): posted events are
 read back through ADBC and compared with rows computed in Python from the
 posted JSON; re-sent batches are not duplicated; bad batches are refused
-whole; auth; concurrent posts; graceful shutdown commits what it received."""
+whole; auth; concurrent posts; graceful shutdown commits what it received.
+
+Every test runs on a local warehouse and on an S3 warehouse (the moto
+server), through the ``storage`` fixture."""
 
 from __future__ import annotations
 
@@ -22,10 +25,10 @@ COLLECT = ("--collect", "127.0.0.1:0", "--collect-flush-ms", "30", "--collect-ma
 
 
 @pytest.fixture(scope="module")
-def collector(launch, tmp_path_factory):
+def collector(launch, storage):
     """A server with the collector on a fresh warehouse (no tables: the
     collector creates public.events)."""
-    dep = launch.start(tmp_path_factory.mktemp("collector-wh"), args=COLLECT)
+    dep = launch.start(storage.new_warehouse("collector-wh"), args=COLLECT, env=storage.env)
     yield dep
     dep.stop()
 
@@ -177,10 +180,11 @@ def test_concurrent_posts_count_every_acknowledged_row(collector, cconn):
     assert count_prefix(cconn, p) == sum(acknowledged)
 
 
-def test_dedup_survives_a_restart_and_shutdown_commits_pending_rows(launch, tmp_path):
+def test_dedup_survives_a_restart_and_shutdown_commits_pending_rows(launch, storage):
     # Long flush interval: only the shutdown can commit the second request.
+    wh = storage.new_warehouse()
     args = ("--collect", "127.0.0.1:0", "--collect-flush-ms", "600000")
-    dep = launch.start(tmp_path / "wh", args=args)
+    dep = launch.start(wh, args=args, env=storage.env)
     p = prefix()
     events = cc.make_events(random.Random(8), p, 20)
     answers = []
@@ -198,7 +202,7 @@ def test_dedup_survives_a_restart_and_shutdown_commits_pending_rows(launch, tmp_
     assert answers and answers[0][0] == 200, answers
     assert answers[0][2]["accepted"] == 20
 
-    dep = launch.start(tmp_path / "wh", args=("--collect", "127.0.0.1:0", "--collect-flush-ms", "20"))
+    dep = launch.start(wh, args=("--collect", "127.0.0.1:0", "--collect-flush-ms", "20"), env=storage.env)
     status, _, body = cc.post_events(dep.collector_url, events)
     assert status == 200 and body == {"accepted": 0, "duplicates": 20, "forgotten": 0}, body
     c = dep.connect()
@@ -209,20 +213,38 @@ def test_dedup_survives_a_restart_and_shutdown_commits_pending_rows(launch, tmp_
     dep.stop()
 
 
-def test_collector_writes_the_demo_events_table(launch, make_demo):
+def test_collector_writes_the_demo_events_table(launch, make_demo, storage):
     """On a demo warehouse the collector appends to the demo's managed
-    `events` table (which has no received_at column)."""
-    wh = make_demo(profiles=200)
-    dep = launch.start(wh, args=("--collect", "127.0.0.1:0", "--collect-flush-ms", "20"))
+    `events` table and fills its received_at column (NULL in the generated
+    rows); after a restart a re-sent *old* event (event_time days before the
+    one-hour window) is still recognised, because the deduplication window
+    is rebuilt from received_at."""
+    wh = make_demo(storage.new_warehouse("demo"), profiles=200, env=storage.env)
+    dep = launch.start(wh, args=("--collect", "127.0.0.1:0", "--collect-flush-ms", "20"), env=storage.env)
+    p = prefix()
+    events = cc.make_events(random.Random(9), p, 15)
+    old = dt.datetime.now(cc.UTC) - dt.timedelta(hours=2)
+    assert all(dt.datetime.fromisoformat(e["event_time"]) < old for e in events)
     c = dep.connect()
     try:
         before = h.run_sql(c, "SELECT count(*) FROM events").column(0)[0].as_py()
-        p = prefix()
-        events = cc.make_events(random.Random(9), p, 15)
+        assert before > 0
+        assert h.run_sql(c, "SELECT count(*) FROM events WHERE received_at IS NOT NULL").column(0)[0].as_py() == 0
         status, _, body = cc.post_events(dep.collector_url, events)
         assert status == 200 and body["accepted"] == 15, body
         assert cc.post_events(dep.collector_url, events)[2]["duplicates"] == 15
         h.assert_rows_equal(rows_with_prefix(c, p), [cc.expected_row(e) for e in events])
+        assert h.run_sql(c, "SELECT count(*) FROM events").column(0)[0].as_py() == before + 15
+        received = h.rows(h.run_sql(c, "SELECT profile_id LIKE ? FROM events WHERE received_at IS NOT NULL", [f"{p}-%"]))
+        assert received == [(True,)] * 15
+    finally:
+        c.close()
+
+    dep = launch.restart(dep)
+    status, _, body = cc.post_events(dep.collector_url, events)
+    assert status == 200 and body == {"accepted": 0, "duplicates": 15, "forgotten": 0}, body
+    c = dep.connect()
+    try:
         assert h.run_sql(c, "SELECT count(*) FROM events").column(0)[0].as_py() == before + 15
     finally:
         c.close()

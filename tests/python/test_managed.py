@@ -1,6 +1,8 @@
 """Managed (Delta Lake) tables through ADBC, on a local warehouse and on an
 S3-compatible server (moto): ingest, INSERT, UPDATE, DELETE, MERGE (upsert),
-time travel, history, OPTIMIZE, VACUUM, FORGET PROFILE, concurrent appends.
+time travel, history, OPTIMIZE, VACUUM (files no commit references
+included), FORGET PROFILE (with a literal or a bound parameter), concurrent
+appends.
 
 Expected values come from a Python model of the table (a dict applying the
 same changes) or from pyarrow reading the demo's Parquet files before any
@@ -10,7 +12,9 @@ change; never from Seglake's own answers.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,7 +48,14 @@ def place(request, make_demo, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def dep(launch, place):
+def demo_files(place) -> dict[str, pa.Table]:
+    """`events` and `profiles` as pyarrow reads the demo's Parquet files,
+    read before the server starts (so before any change)."""
+    return {t: read_demo_files(place, t) for t in ("events", "profiles")}
+
+
+@pytest.fixture(scope="module")
+def dep(launch, place, demo_files):
     d = launch.start(place["warehouse"], env=place["env"])
     yield d
     d.stop()
@@ -224,6 +235,36 @@ def test_external_tables_are_read_only(c, tmp_path, place):
     assert table_rows(c, t, "count(*)") == [(2,)]
 
 
+def test_vacuum_deletes_files_no_commit_references(c, place):
+    """A failed write can leave data files that no commit references (a write
+    uploads its files before its commit). VACUUM deletes them once they are
+    older than the retention, when the retention is at least 24 hours; with a
+    shorter one it leaves them, since they may belong to a write in
+    progress."""
+    if place["kind"] != "local":
+        pytest.skip("the orphan's age is set with the local file's modification time")
+    t = name()
+    h.run_command(c, f"CREATE TABLE {t} (a INT)")
+    h.run_command(c, f"INSERT INTO {t} VALUES (1), (2)")
+    (directory,) = Path(place["warehouse"]).glob(f"tables/public/{t}/*/")
+    stale = directory / "part-00000-stale-orphan.parquet"
+    fresh = directory / "part-00000-fresh-orphan.parquet"
+    for f in (stale, fresh):
+        pq.write_table(pa.table({"a": pa.array([9], pa.int32())}), f)
+    month_ago = time.time() - 30 * 86400
+    os.utime(stale, (month_ago, month_ago))
+
+    assert update(c, f"VACUUM TABLE {t} RETAIN 1 HOURS DRY RUN") == 0
+    assert update(c, f"VACUUM TABLE {t} RETAIN 1 HOURS") == 0
+    assert stale.exists() and fresh.exists()
+    # The default retention (7 days): the month-old file goes, the new one stays.
+    assert update(c, f"VACUUM TABLE {t} DRY RUN") == 1
+    assert stale.exists()
+    assert update(c, f"VACUUM TABLE {t}") == 1
+    assert not stale.exists() and fresh.exists()
+    assert sorted(table_rows(c, t)) == [(1,), (2,)]
+
+
 def test_errors_are_clear(c):
     t = name()
     h.run_command(c, f"CREATE TABLE {t} (a INT)")
@@ -273,13 +314,13 @@ def all_objects(place) -> dict[str, bytes]:
     return out
 
 
-def test_forget_profile(c, place):
+def test_forget_profile(c, place, demo_files):
     """FORGET PROFILE removes every row of the person from every managed
     table with a profile_id column (counts from pyarrow over the original
     files), deletes the old files and log entries that held them, records a
     receipt, and later writes of that profile are dropped."""
-    events = read_demo_files(place, "events")
-    profiles = read_demo_files(place, "profiles")
+    events = demo_files["events"]
+    profiles = demo_files["profiles"]
     counts = pc.value_counts(events["profile_id"]).to_pylist()
     # A profile with several events.
     victim = max((x for x in counts if x["values"] is not None), key=lambda x: (x["counts"], x["values"]))["values"]
@@ -320,3 +361,45 @@ def test_forget_profile(c, place):
     with c.cursor() as cur:
         cur.adbc_ingest(t, pa.table({"profile_id": [victim, "someone-else"], "v": [1, 2]}), mode="create")
     assert table_rows(c, t, "profile_id") == [("someone-else",)]
+
+
+def test_forget_profile_with_a_bound_parameter(c, demo_files):
+    """`FORGET PROFILE ?` and `FORGET PROFILE $1` take the profile id as a
+    bound parameter of a prepared statement: its rows are gone (counts from
+    pyarrow over the demo files) and system.erasures has the receipt."""
+    events = demo_files["events"]
+    profiles = demo_files["profiles"]
+    counts = [x for x in pc.value_counts(events["profile_id"]).to_pylist() if x["values"] is not None and x["counts"] > 1]
+    # The least active profiles (test_forget_profile erases the most active one).
+    counts.sort(key=lambda x: (x["counts"], x["values"]))
+    total_events = table_rows(c, "events", "count(*)")[0][0]
+    for x, how in zip(counts[:2], ("dbapi", "prepared")):
+        victim, n_events = x["values"], x["counts"]
+        n_profiles = pc.sum(pc.equal(profiles["profile_id"], victim)).as_py()
+        assert n_profiles == 1
+        if how == "dbapi":
+            # DB-API: a prepared statement with `?` and the value bound.
+            h.run_command(c, "FORGET PROFILE ?", params=(victim,))
+        else:
+            with c.cursor() as cur:
+                cur.adbc_statement.set_sql_query("FORGET PROFILE $1")
+                cur.adbc_statement.prepare()
+                cur.adbc_statement.bind(pa.record_batch([pa.array([victim])], names=["p"]))
+                assert cur.adbc_statement.execute_update() == n_events + n_profiles
+        total_events -= n_events
+        assert table_rows(c, "events", "count(*)") == [(total_events,)]
+        for t in ("events", "profiles"):
+            assert h.rows(h.run_sql(c, f"SELECT count(*) FROM {t} WHERE profile_id = ?", [victim])) == [(0,)]
+        receipt = h.rows(h.run_sql(
+            c, "SELECT table_name, rows_removed, \"user\" FROM system.erasures WHERE profile_id = ? AND rows_removed > 0",
+            [victim],
+        ))
+        h.assert_rows_equal(receipt, [("events", n_events, h.DEFAULT_USER), ("profiles", n_profiles, h.DEFAULT_USER)])
+
+    # The id must be a non-empty string.
+    for bad in (42, "", None):
+        with pytest.raises(adbc_driver_manager.Error) as ei:
+            h.run_command(c, "FORGET PROFILE ?", params=(bad,))
+        assert h.status_of(ei.value) == AdbcStatusCode.INVALID_ARGUMENT, f"{bad!r}: {ei.value}"
+        assert "FORGET PROFILE" in str(ei.value), f"{bad!r}: {ei.value}"
+    assert table_rows(c, "events", "count(*)") == [(total_events,)]

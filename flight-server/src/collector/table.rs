@@ -281,11 +281,16 @@ mod tests {
         let batch = build_batch(&t, &[(&e, 7)]).unwrap();
         assert_eq!(batch.schema(), t.schema);
         assert_eq!(batch.num_rows(), 1);
-        let date = batch
+        // The demo schema has received_at (filled), then event_date and note.
+        let received_at = batch
             .column(10)
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        assert_eq!(received_at.value(0), 7);
+        let date = batch
+            .column(11)
             .as_primitive::<arrow::datatypes::Date32Type>();
         assert_eq!(date.value(0), 1);
-        assert!(batch.column(11).is_null(0));
+        assert!(batch.column(12).is_null(0));
     }
 
     #[test]
