@@ -67,14 +67,12 @@ def demo_warehouse(make_demo) -> Path:
 
 
 def pytest_generate_tests(metafunc):
-    """Parametrizes ``topology``: every test runs on "single"; tests marked
-    ``distributed`` (and every test with SEGLAKE_TEST_DISTRIBUTE_ALL=1) also
-    run on "distributed" (coordinator + workers). SEGLAKE_TEST_TOPOLOGIES
-    restricts the topologies of the run."""
+    """Parametrizes ``topology``: every test that starts a deployment runs on
+    every topology of the run (SEGLAKE_TEST_TOPOLOGIES, default
+    "single,distributed")."""
     if "topology" not in metafunc.fixturenames:
         return
-    chosen = h.topologies_for(metafunc.definition.get_closest_marker("distributed") is not None)
-    metafunc.parametrize("topology", chosen, indirect=True, scope="session")
+    metafunc.parametrize("topology", h.topologies(), indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")

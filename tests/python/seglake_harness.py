@@ -76,15 +76,6 @@ def topologies() -> list[str]:
     return names or ["single"]
 
 
-def topologies_for(marked_distributed: bool) -> list[str]:
-    """The topologies one test runs on: "distributed" only for tests marked
-    `distributed`, unless SEGLAKE_TEST_DISTRIBUTE_ALL=1 (the full matrix)."""
-    names = topologies()
-    if marked_distributed or os.environ.get("SEGLAKE_TEST_DISTRIBUTE_ALL") == "1":
-        return names
-    return [t for t in names if t != "distributed"]
-
-
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a child process: ours without any SEGLAKE_* or
     AWS_* variable (so the developer's shell cannot change what a test

@@ -195,7 +195,7 @@ def test_dedup_survives_a_restart_and_shutdown_commits_pending_rows(launch, stor
     deadline = time.monotonic() + 60
     while cc.health(dep.collector_url).get("pending_rows") != 20:
         assert time.monotonic() < deadline and poster.is_alive(), "the request never reached the committer"
-        time.sleep(0.02)
+        time.sleep(0.02)  # poll until the deadline
     assert not answers, "answered before any commit could happen"
     dep.stop()  # SIGTERM: the pending batch is committed, then the server exits 0
     poster.join(timeout=60)

@@ -70,7 +70,7 @@ def wait_for(predicate, timeout: float, what: str):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(0.1)  # poll until the deadline
 
 
 def test_work_runs_on_the_workers(cluster, duck):

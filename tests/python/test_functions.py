@@ -15,9 +15,6 @@ from datetime import datetime, timezone
 import phonenumbers
 import pytest
 
-# Also on coordinator + workers (see README.md: the distributed subset).
-pytestmark = pytest.mark.distributed
-
 
 def fetch(conn, sql, params=None):
     cur = conn.cursor()

@@ -88,7 +88,6 @@ def model_rows(model: dict) -> list[tuple]:
     return [(k, *v) for k, v in model.items()]
 
 
-@pytest.mark.distributed
 def test_dml_against_a_model(c):
     """INSERT, UPDATE, DELETE and MERGE, each one commit, checked after every
     step against a dict applying the same change; then every version is read
@@ -153,7 +152,6 @@ def test_dml_against_a_model(c):
         h.assert_rows_equal(table_rows(c, t, at=f"TIMESTAMP '{ts}'"), model_rows(versions[v]))
 
 
-@pytest.mark.distributed
 def test_ingest_modes_and_history(c):
     t = name()
     schema = pa.schema([("id", pa.int64()), ("v", pa.string())])

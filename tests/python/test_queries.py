@@ -9,8 +9,6 @@ import pytest
 
 import seglake_harness as h
 
-# Also on coordinator + workers (see README.md: the distributed subset).
-pytestmark = pytest.mark.distributed
 
 UTC = dt.timezone.utc
 
