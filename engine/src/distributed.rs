@@ -20,7 +20,7 @@
 //!   coordinator, and the engine's runtime (object stores, memory pool).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -352,13 +352,8 @@ impl ClusterInner {
             let port = spec.port_or_known_default().unwrap_or(80);
             match tokio::net::lookup_host((host, port)).await {
                 Ok(addrs) => {
-                    let addrs: Vec<_> = addrs.collect();
-                    // A name with IPv4 addresses is served there (localhost
-                    // also resolves to ::1, the same process).
-                    let v4 = addrs.iter().any(|a| a.is_ipv4());
-                    for a in addrs.into_iter().filter(|a| a.is_ipv4() == v4) {
-                        let mut url = spec.clone();
-                        if url.set_ip_host(a.ip()).is_ok() && !out.contains(&url) {
+                    for url in urls_of_addresses(spec, addrs) {
+                        if !out.contains(&url) {
                             out.push(url);
                         }
                     }
@@ -937,6 +932,22 @@ pub fn workers_batch(cluster: Option<&Cluster>) -> Result<RecordBatch> {
     )?)
 }
 
+/// One worker URL per address a worker name resolved to. A name with IPv4
+/// addresses is served there (`localhost` also resolves to `::1`, the same
+/// process), so IPv6 addresses count only for IPv6-only names.
+fn urls_of_addresses(spec: &Url, addrs: impl IntoIterator<Item = SocketAddr>) -> Vec<Url> {
+    let addrs: Vec<SocketAddr> = addrs.into_iter().collect();
+    let v4 = addrs.iter().any(|a| a.is_ipv4());
+    let mut out: Vec<Url> = vec![];
+    for a in addrs.into_iter().filter(|a| a.is_ipv4() == v4) {
+        let mut url = spec.clone();
+        if url.set_ip_host(a.ip()).is_ok() && !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -955,6 +966,43 @@ mod tests {
         );
         assert!(parse_worker_address("ftp://x:1").is_err());
         assert!(parse_worker_address("http://").is_err());
+    }
+
+    #[test]
+    fn a_name_gives_one_worker_per_address() {
+        let spec = parse_worker_address("http://workers.seglake:7000").unwrap();
+        let addrs: Vec<SocketAddr> = [
+            "10.0.0.1:7000",
+            "[fd00::1]:7000",
+            "10.0.0.2:7000",
+            "10.0.0.1:7000",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let urls: Vec<String> = urls_of_addresses(&spec, addrs)
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        assert_eq!(urls, ["http://10.0.0.1:7000/", "http://10.0.0.2:7000/"]);
+        let v6_only: Vec<SocketAddr> = vec!["[fd00::1]:7000".parse().unwrap()];
+        let urls = urls_of_addresses(&spec, v6_only);
+        assert_eq!(urls.len(), 1);
+        assert_eq!(urls[0].as_str(), "http://[fd00::1]:7000/");
+    }
+
+    #[tokio::test]
+    async fn a_host_name_is_resolved() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut config = ClusterConfig::new(vec![format!("http://localhost:{port}")]);
+        config.probe_timeout = Duration::from_millis(500);
+        let cluster = Cluster::start(config).await.unwrap();
+        let statuses = cluster.statuses();
+        assert_eq!(statuses.len(), 1);
+        assert_eq!(statuses[0].url, format!("http://127.0.0.1:{port}/"));
     }
 
     #[tokio::test]
