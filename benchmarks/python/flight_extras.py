@@ -4,16 +4,21 @@ document on standard output.
 
   flight_extras.py transfer    --uri URI --data WAREHOUSE --rows N --reps R
   flight_extras.py ingest      --uri URI --data WAREHOUSE --rows N --reps R
+  flight_extras.py collect     --uri URI --collector URL --data WAREHOUSE --rows N --batch B --posters P --reps R
   flight_extras.py concurrency --uri URI --clients 1,4,16 --passes P [--exclude q09]
 """
 
 import argparse
+import base64
+import concurrent.futures as cf
+import datetime as dt
 import glob
 import json
 import multiprocessing as mp
 import os
 import random
 import time
+import urllib.request
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -76,6 +81,52 @@ def ingest(args):
                             "mb_per_s": table.nbytes / s / 1e6, "rows_read_back": count})
         with conn.cursor() as cur:
             cur.execute(f"DROP TABLE {name}")
+    return out
+
+
+def collect_bodies(data, rows, batch, run):
+    """JSON request bodies of `batch` events each, from the benchmark's own
+    events (columns the collector accepts; event ids made unique per run so
+    that no run is deduplicated against an earlier one)."""
+    t = local_events(data, rows)
+    cols = {c: t.column(c).to_pylist() for c in COLUMNS}
+    times = [ts.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z") for ts in cols["event_time"]]
+    events = []
+    for i in range(t.num_rows):
+        e = {c: cols[c][i] for c in COLUMNS if c != "event_time"}
+        e["event_id"] = f"r{run}-{e['event_id']}"
+        e["event_time"] = times[i]
+        events.append(e)
+    return [json.dumps(events[i:i + batch]).encode() for i in range(0, len(events), batch)]
+
+
+def post(url, auth, body):
+    req = urllib.request.Request(url + "/v1/events", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": auth})
+    start = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=600) as resp:
+        answer = json.loads(resp.read())
+    return time.perf_counter() - start, answer
+
+
+def collect(args):
+    conn = connect(args.uri)
+    auth = "Basic " + base64.b64encode(b"seglake:seglake").decode()
+    out = {"rows": args.rows, "batch": args.batch, "clients": args.posters, "runs": []}
+    committed = 0
+    for run in range(args.reps):
+        bodies = collect_bodies(args.data, args.rows, args.batch, run)
+        start = time.perf_counter()
+        with cf.ThreadPoolExecutor(max_workers=args.posters) as pool:
+            answers = list(pool.map(lambda b: post(args.collector, auth, b), bodies))
+        s = time.perf_counter() - start
+        accepted = sum(a["accepted"] for _, a in answers)
+        committed += accepted
+        count = fetch(conn, "SELECT count(*) AS n FROM events")["n"][0].as_py()
+        if accepted != args.rows or count != committed:
+            raise SystemExit(f"collect: {accepted} of {args.rows} rows accepted, {count} in the table, {committed} expected")
+        out["runs"].append({"seconds": s, "rows_per_s": accepted / s, "requests": len(bodies),
+                            "request_p95": percentile([t for t, _ in answers], 95), "rows_in_table": count})
     return out
 
 
@@ -145,16 +196,20 @@ def concurrency(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["transfer", "ingest", "concurrency"])
+    p.add_argument("what", choices=["transfer", "ingest", "collect", "concurrency"])
     p.add_argument("--uri", required=True)
+    p.add_argument("--collector", help="http://ADDR of the server's HTTP collector (collect)")
+    p.add_argument("--batch", type=int, default=1000, help="events per collector request (collect)")
     p.add_argument("--data")
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--clients", default="1,4,16")
+    p.add_argument("--posters", type=int, default=8, help="concurrent HTTP clients (collect)")
     p.add_argument("--passes", type=int, default=2)
     p.add_argument("--exclude", default="")
     args = p.parse_args()
-    result = {"transfer": transfer, "ingest": ingest, "concurrency": concurrency}[args.what](args)
+    result = {"transfer": transfer, "ingest": ingest, "collect": collect,
+              "concurrency": concurrency}[args.what](args)
     print(json.dumps(result))
 
 

@@ -4,9 +4,10 @@ WITH per_profile AS (
     SELECT profile_id,
            max(event_time) AS last_purchase,
            count(*) AS frequency,
-           -- rounded: float sums differ in the last bits between engines,
-           -- which would reorder near-ties of NTILE(5) ORDER BY monetary
-           round(sum(amount), 2) AS monetary
+           -- an exact decimal sum: float sums differ in the last bits
+           -- between engines (even after rounding to cents), which would
+           -- reorder near-ties of NTILE(5) ORDER BY monetary
+           CAST(sum(CAST(amount AS DECIMAL(18, 2))) AS DOUBLE) AS monetary
     FROM events
     WHERE event_type = 'purchase' AND profile_id IS NOT NULL
     GROUP BY profile_id

@@ -1,5 +1,6 @@
-//! `transfer`, `ingest` and `concurrency`: Flight SQL measurements driven by
-//! `python/flight_extras.py` against a `seglake serve` process.
+//! `transfer`, `ingest`, `collect` and `concurrency`: Flight SQL and HTTP
+//! collector measurements driven by `python/flight_extras.py` against a
+//! `seglake serve` process.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -18,6 +19,9 @@ use crate::procs::{Server, peak_rss};
 pub enum Extra {
     Transfer,
     Ingest,
+    /// Events posted to the HTTP collector (`serve --collect`) of a server
+    /// on a fresh, empty warehouse (the benchmark data is only read).
+    Collect,
     Concurrency,
 }
 
@@ -26,6 +30,7 @@ impl Extra {
         match self {
             Extra::Transfer => "transfer",
             Extra::Ingest => "ingest",
+            Extra::Collect => "collect",
             Extra::Concurrency => "concurrency",
         }
     }
@@ -71,14 +76,33 @@ pub fn run(opts: &ExtraOptions) -> Result<(ExtraReport, PathBuf)> {
         )
     });
     let log = std::env::temp_dir().join(format!("seglake-bench-{label}.log"));
-    let server = Server::start(&opts.seglake_bin, &opts.data, &opts.server_args, &log)?;
-    let output = Command::new(&opts.python)
+    let mut server_args = opts.server_args.clone();
+    // The collector writes `events`: it gets a warehouse of its own.
+    let scratch = (opts.what == Extra::Collect)
+        .then(|| std::env::temp_dir().join(format!("seglake-bench-{label}-warehouse")));
+    if let Some(dir) = &scratch {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).at(dir)?;
+        server_args.extend(["--collect".to_string(), "127.0.0.1:0".to_string()]);
+    }
+    let server = Server::start(
+        &opts.seglake_bin,
+        scratch.as_deref().unwrap_or(&opts.data),
+        &server_args,
+        &log,
+    )?;
+    let mut script = Command::new(&opts.python);
+    script
         .arg(crate::runner::python_dir().join("flight_extras.py"))
         .arg(opts.what.name())
         .arg("--uri")
         .arg(server.uri())
         .arg("--data")
-        .arg(&opts.data)
+        .arg(&opts.data);
+    if let Some(url) = server.collector_url() {
+        script.arg("--collector").arg(url);
+    }
+    let output = script
         .args(&opts.script_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -86,6 +110,9 @@ pub fn run(opts: &ExtraOptions) -> Result<(ExtraReport, PathBuf)> {
         .map_err(|e| BenchError::Process(format!("flight_extras.py: {e}")))?;
     let server_peak_rss_bytes = peak_rss(server.pid());
     drop(server);
+    if let Some(dir) = &scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     if !output.status.success() {
         return Err(BenchError::Process(format!(
             "flight_extras.py {} failed: {} (server log: {})",
@@ -108,7 +135,7 @@ pub fn run(opts: &ExtraOptions) -> Result<(ExtraReport, PathBuf)> {
         started_at,
         machine,
         data: opts.data.clone(),
-        server_args: opts.server_args.clone(),
+        server_args,
         server_peak_rss_bytes,
         result,
     };
@@ -168,6 +195,24 @@ pub fn markdown(r: &ExtraReport) -> String {
                 median_of(runs, "seconds").unwrap_or(f64::NAN),
                 median_of(runs, "rows_per_s").unwrap_or(f64::NAN),
                 median_of(runs, "mb_per_s").unwrap_or(f64::NAN)
+            );
+        }
+        Extra::Collect => {
+            let runs = r.result["runs"].as_array().unwrap_or(&empty);
+            let _ = writeln!(
+                s,
+                "| rows | events per request | concurrent clients | median s | rows/s (acknowledged = committed) | request p95 |"
+            );
+            let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.3} | {:.0} | {} |",
+                r.result["rows"].as_u64().unwrap_or(0),
+                r.result["batch"].as_u64().unwrap_or(0),
+                r.result["clients"].as_u64().unwrap_or(0),
+                median_of(runs, "seconds").unwrap_or(f64::NAN),
+                median_of(runs, "rows_per_s").unwrap_or(f64::NAN),
+                median_of(runs, "request_p95").map_or_else(|| "-".into(), crate::report::ms)
             );
         }
         Extra::Concurrency => {
@@ -230,5 +275,11 @@ mod tests {
             serde_json::json!({"rows": 5, "runs": [{"seconds": 0.5, "rows_per_s": 10.0, "mb_per_s": 1.0}]}),
         );
         assert!(markdown(&i).contains("| 5 | 0.500 | 10 | 1 |"));
+        let k = base(
+            Extra::Collect,
+            serde_json::json!({"rows": 6, "batch": 2, "clients": 3,
+                               "runs": [{"seconds": 0.5, "rows_per_s": 12.0, "request_p95": 0.25}]}),
+        );
+        assert!(markdown(&k).contains("| 6 | 2 | 3 | 0.500 | 12 | 250 ms |"));
     }
 }

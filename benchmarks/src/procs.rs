@@ -152,11 +152,14 @@ impl Drop for Worker {
 pub struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The HTTP collector's address (when started with `--collect`).
+    collector: Option<SocketAddr>,
 }
 
 impl Server {
     /// Starts `bin serve --warehouse DIR --listen 127.0.0.1:0 ARGS...` and
-    /// waits for its `listening on ADDR` line. Its log (warnings only unless
+    /// waits for its `listening on ADDR` line (and, with `--collect`, its
+    /// `collector listening on ADDR` line). Its log (warnings only unless
     /// `RUST_LOG` says otherwise) goes to `log`.
     pub fn start(bin: &Path, warehouse: &Path, args: &[String], log: &Path) -> Result<Self> {
         let log_file = std::fs::File::create(log)
@@ -180,27 +183,37 @@ impl Server {
             .map_err(|e| BenchError::Process(format!("cannot start {}: {e}", bin.display())))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(a) = line.strip_prefix("listening on ") {
-                        break a
-                            .trim()
-                            .parse::<SocketAddr>()
-                            .map_err(|e| BenchError::Process(format!("bad address '{a}': {e}")))?;
-                    }
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(BenchError::Process(format!(
-                        "seglake exited before listening (see {})",
-                        log.display()
-                    )));
-                }
-            }
-        };
-        Ok(Self { child, addr })
+        let wants_collector = args.iter().any(|a| a == "--collect");
+        let mut addr = None;
+        let mut collector = None;
+        while addr.is_none() || (wants_collector && collector.is_none()) {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(BenchError::Process(format!(
+                    "seglake exited before listening (see {})",
+                    log.display()
+                )));
+            };
+            let (slot, a) = if let Some(a) = line.strip_prefix("collector listening on ") {
+                (&mut collector, a)
+            } else if let Some(a) = line.strip_prefix("listening on ") {
+                (&mut addr, a)
+            } else {
+                continue;
+            };
+            *slot = Some(
+                a.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|e| BenchError::Process(format!("bad address '{a}': {e}")))?,
+            );
+        }
+        let addr = addr.expect("loop ends with an address");
+        Ok(Self {
+            child,
+            addr,
+            collector,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -209,6 +222,11 @@ impl Server {
 
     pub fn uri(&self) -> String {
         format!("grpc://{}", self.addr)
+    }
+
+    /// `http://ADDR` of the HTTP collector, if the server runs one.
+    pub fn collector_url(&self) -> Option<String> {
+        self.collector.map(|a| format!("http://{a}"))
     }
 
     pub fn pid(&self) -> u32 {

@@ -329,7 +329,17 @@ mod tests {
                 generated_at: "now".into(),
                 warehouse: None,
             },
-            machine: Machine::probe(),
+            // Fixed values (not `Machine::probe()`): a float such as the
+            // memory size must survive the JSON round trip below exactly.
+            machine: Machine {
+                cpu: "test cpu".into(),
+                cores: 2,
+                memory_gib: 24.0,
+                kernel: "test".into(),
+                load_start: Some([0.5, 0.25, 1.0]),
+                load_end: None,
+                git_commit: None,
+            },
             reps: 1,
             engines: vec![
                 EngineInfo {

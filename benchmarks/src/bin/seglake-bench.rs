@@ -34,6 +34,8 @@ enum Command {
     Transfer(ExtraArgs),
     /// Ingest throughput through ADBC `adbc_ingest`.
     Ingest(ExtraArgs),
+    /// Ingest throughput through the HTTP collector (`serve --collect`, on a fresh warehouse).
+    Collect(ExtraArgs),
     /// 1, 4, 16 ADBC clients running the suite at once (queries/s, p95, errors).
     Concurrency(ExtraArgs),
     /// One stitching engine run of `stitch` (Seglake, in this process).
@@ -275,6 +277,7 @@ async fn main() -> anyhow::Result<()> {
     let command = match cli.command {
         Command::Transfer(a) => Some(extra(extras::Extra::Transfer, a)?),
         Command::Ingest(a) => Some(extra(extras::Extra::Ingest, a)?),
+        Command::Collect(a) => Some(extra(extras::Extra::Collect, a)?),
         Command::Concurrency(a) => Some(extra(extras::Extra::Concurrency, a)?),
         other => {
             run_command(other).await?;
@@ -374,7 +377,10 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             let r = stitch::run_seglake(&a.links, &a.out, a.reps, a.max_records).await?;
             emit(&serde_json::to_string(&r)?);
         }
-        Command::Transfer(a) | Command::Ingest(a) | Command::Concurrency(a) => {
+        Command::Transfer(a)
+        | Command::Ingest(a)
+        | Command::Collect(a)
+        | Command::Concurrency(a) => {
             unreachable!("handled above: {a:?}")
         }
         Command::Worker(a) => {
