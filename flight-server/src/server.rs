@@ -11,7 +11,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tonic::transport::server::Router;
+use tracing::{info, warn};
 
 use crate::auth::{Sessions, Users};
 use crate::auth_layer::SeglakeService;
@@ -111,32 +112,40 @@ pub async fn start(engine: Arc<Engine>, options: ServerOptions) -> Result<Runnin
     let service = FlightServiceServer::new(SeglakeService::new(SeglakeFlightSql::new(sessions)))
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let router = tonic::transport::Server::builder().add_service(service);
+    let running = serve(listener, router, "Flight SQL server")?;
+    info!(%addr, "Flight SQL server listening");
+    Ok(running)
+}
+
+/// Serves `router` on `listener` in a background task until the returned
+/// server is shut down (running calls finish first). Every accepted
+/// connection gets TCP_NODELAY: without it the small frames of a gRPC
+/// exchange (a FlightInfo, the end of a stream, a plan fragment) wait for
+/// the peer's delayed ACK, about 40 ms per call on loopback; tonic only sets
+/// it on listeners it binds itself.
+pub(crate) fn serve(
+    listener: TcpListener,
+    router: Router,
+    name: &'static str,
+) -> Result<RunningServer> {
+    let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    // Disable Nagle's algorithm on every connection: with it, the small
-    // frames of a Flight SQL exchange (FlightInfo, the end of a DoGet
-    // stream) wait for the peer's delayed ACK, about 40 ms per call on
-    // loopback. tonic only sets TCP_NODELAY on listeners it binds itself.
     let incoming = TcpListenerStream::new(listener).map(|conn| {
         conn.inspect(|stream| {
             if let Err(e) = stream.set_nodelay(true) {
-                tracing::warn!(error = %e, "could not set TCP_NODELAY");
+                warn!(error = %e, "could not set TCP_NODELAY");
             }
         })
     });
     let task = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
+        router
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = rx.await;
             })
             .await?;
-        info!("server stopped");
+        info!("{name} stopped");
         Ok(())
     });
-    info!(%addr, "Flight SQL server listening");
-    Ok(RunningServer {
-        addr,
-        shutdown: Some(tx),
-        task: Some(task),
-    })
+    Ok(RunningServer::new(addr, tx, task))
 }
