@@ -40,7 +40,7 @@ fi
 "$BIN" stitch --rows 10000000 --label stitch-10m
 "$BIN" transfer --scale 10 --label transfer-10m -- --rows 10000000 --reps 3
 "$BIN" ingest --scale 10 --label ingest-1m -- --rows 1000000 --reps 3
-"$BIN" collect --scale 10 --label collect-1m -- --rows 1000000 --batch 1000 --posters 8 --reps 3
+"$BIN" collect --scale 10 --label collect-1m-p16 -- --rows 1000000 --batch 1000 --posters 16 --reps 3
 "$BIN" concurrency --scale 1 --label concurrency-sf1 -- --clients 1,4,16 --passes 2 --exclude q09
 if has_scale 100; then
     "$BIN" run --scale 100 --reps "$SF100_REPS" --engines seglake-flight,duckdb \
