@@ -3,7 +3,8 @@
 # data (generated if missing), every measurement, result files in
 # benchmarks/results/. Scales: SEGLAKE_BENCH_SCALES (default "1 10").
 #
-# SF 100 (about 10 GB of disk, an hour on 2 cores) runs last, once every
+# SF 100 (about 10 GB of disk; not yet timed end to end, expect an hour or
+# more on 2 cores) runs last, once every
 # other measurement is written: one timed repetition after the checking run,
 # Flight SQL against DuckDB, both under the same memory limit
 # (SEGLAKE_BENCH_SF100_MEMORY_MB, default 16384: q09 spills rather than

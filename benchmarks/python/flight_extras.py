@@ -204,7 +204,9 @@ def main():
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--clients", default="1,4,16")
-    p.add_argument("--posters", type=int, default=8, help="concurrent HTTP clients (collect)")
+    p.add_argument("--posters", type=int, default=16,
+                   help="concurrent HTTP clients (collect); their rows in flight must fill a commit "
+                        "(--collect-batch-rows) or every commit waits for the flush timer")
     p.add_argument("--passes", type=int, default=2)
     p.add_argument("--exclude", default="")
     args = p.parse_args()

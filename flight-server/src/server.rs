@@ -103,7 +103,6 @@ pub async fn start(engine: Arc<Engine>, options: ServerOptions) -> Result<Runnin
         return Err(ServerError::Config("no users configured".into()));
     }
     let listener = TcpListener::bind(options.listen).await?;
-    let addr = listener.local_addr()?;
     let sessions = Arc::new(Sessions::new(
         engine,
         options.users,
@@ -114,7 +113,7 @@ pub async fn start(engine: Arc<Engine>, options: ServerOptions) -> Result<Runnin
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
     let router = tonic::transport::Server::builder().add_service(service);
     let running = serve(listener, router, "Flight SQL server")?;
-    info!(%addr, "Flight SQL server listening");
+    info!(addr = %running.addr(), "Flight SQL server listening");
     Ok(running)
 }
 
