@@ -3,8 +3,8 @@
 # data (generated if missing), every measurement, result files in
 # benchmarks/results/. Scales: SEGLAKE_BENCH_SCALES (default "1 10").
 #
-# SF 100 (about 10 GB of disk; not yet timed end to end, expect an hour or
-# more on 2 cores) runs last, once every
+# SF 100 (about 10 GB of disk; see benchmarks/README.md for how long it
+# took) runs last, once every
 # other measurement is written: one timed repetition after the checking run,
 # Flight SQL against DuckDB, both under the same memory limit
 # (SEGLAKE_BENCH_SF100_MEMORY_MB, default 16384: q09 spills rather than
@@ -36,6 +36,22 @@ done
 # Memory: the SF 10 suite under a 2 GiB pool (Flight SQL path, DuckDB with the same limit).
 if has_scale 10; then
     "$BIN" run --scale 10 --reps 1 --engines seglake-flight,duckdb --memory-limit-mb 2048 --label sf10-mem2g
+fi
+# Settings (issue 7): each against DuckDB in the same run, Seglake in process
+# (the setting, not the Flight SQL path, is what is measured).
+SET_REPS=${SEGLAKE_BENCH_SETTINGS_REPS:-3}
+if has_scale 1; then
+    run_set() { "$BIN" run --scale 1 --reps "$SET_REPS" --engines seglake-inproc,duckdb "$@"; }
+    run_set --label sf1-set-pushdown \
+        --set datafusion.execution.parquet.pushdown_filters=true,datafusion.execution.parquet.reorder_filters=true
+    run_set --label sf1-set-no-page-index --set datafusion.execution.parquet.enable_page_index=false
+    run_set --label sf1-set-batch32k --batch-size 32768
+    run_set --label sf1-set-tp1 --target-partitions 1
+    run_set --label sf1-set-tp4 --target-partitions 4
+fi
+if has_scale 10; then
+    "$BIN" run --scale 10 --reps "$SET_REPS" --engines seglake-inproc,duckdb --label sf10-set-pushdown \
+        --set datafusion.execution.parquet.pushdown_filters=true,datafusion.execution.parquet.reorder_filters=true
 fi
 "$BIN" stitch --rows 1000000 --label stitch-1m
 "$BIN" stitch --rows 10000000 --label stitch-10m
