@@ -51,12 +51,20 @@ fi
 SET_REPS=${SEGLAKE_BENCH_SETTINGS_REPS:-3}
 if has_scale 1; then
     run_set() { "$BIN" run --scale 1 --reps "$SET_REPS" --engines seglake-inproc,duckdb "$@"; }
+    run_set --label sf1-set-default
     run_set --label sf1-set-pushdown \
         --set datafusion.execution.parquet.pushdown_filters=true,datafusion.execution.parquet.reorder_filters=true
     run_set --label sf1-set-no-page-index --set datafusion.execution.parquet.enable_page_index=false
     run_set --label sf1-set-batch32k --batch-size 32768
     run_set --label sf1-set-tp1 --target-partitions 1
     run_set --label sf1-set-tp4 --target-partitions 4
+fi
+if has_scale 10; then
+    "$BIN" run --scale 10 --reps "$SET_REPS" --engines seglake-inproc,duckdb --label sf10-set-default
+    "$BIN" run --scale 10 --reps "$SET_REPS" --engines seglake-inproc,duckdb --label sf10-set-pushdown \
+        --set datafusion.execution.parquet.pushdown_filters=true,datafusion.execution.parquet.reorder_filters=true
+    "$BIN" run --scale 10 --reps "$SET_REPS" --engines seglake-inproc,duckdb --label sf10-set-no-page-index \
+        --set datafusion.execution.parquet.enable_page_index=false
 fi
 "$BIN" stitch --rows 1000000 --label stitch-1m
 "$BIN" stitch --rows 10000000 --label stitch-10m
