@@ -49,22 +49,23 @@ fi
 # Settings (issue 7): each against DuckDB in the same run, Seglake in process
 # (the setting, not the Flight SQL path, is what is measured).
 SET_REPS=${SEGLAKE_BENCH_SETTINGS_REPS:-3}
+PUSHDOWN=datafusion.execution.parquet.pushdown_filters=true,datafusion.execution.parquet.reorder_filters=true
+NO_PAGE_INDEX=datafusion.execution.parquet.enable_page_index=false
+run_set() { # SF LABEL [flags...]
+    local sf=$1 label=$2
+    shift 2
+    "$BIN" run --scale "$sf" --reps "$SET_REPS" --engines seglake-inproc,duckdb --label "sf$sf-set-$label" "$@"
+}
+for sf in 1 10; do
+    has_scale "$sf" || continue
+    run_set "$sf" default
+    run_set "$sf" pushdown --set "$PUSHDOWN"
+    run_set "$sf" no-page-index --set "$NO_PAGE_INDEX"
+done
 if has_scale 1; then
-    run_set() { "$BIN" run --scale 1 --reps "$SET_REPS" --engines seglake-inproc,duckdb "$@"; }
-    run_set --label sf1-set-default
-    run_set --label sf1-set-pushdown \
-        --set datafusion.execution.parquet.pushdown_filters=true,datafusion.execution.parquet.reorder_filters=true
-    run_set --label sf1-set-no-page-index --set datafusion.execution.parquet.enable_page_index=false
-    run_set --label sf1-set-batch32k --batch-size 32768
-    run_set --label sf1-set-tp1 --target-partitions 1
-    run_set --label sf1-set-tp4 --target-partitions 4
-fi
-if has_scale 10; then
-    "$BIN" run --scale 10 --reps "$SET_REPS" --engines seglake-inproc,duckdb --label sf10-set-default
-    "$BIN" run --scale 10 --reps "$SET_REPS" --engines seglake-inproc,duckdb --label sf10-set-pushdown \
-        --set datafusion.execution.parquet.pushdown_filters=true,datafusion.execution.parquet.reorder_filters=true
-    "$BIN" run --scale 10 --reps "$SET_REPS" --engines seglake-inproc,duckdb --label sf10-set-no-page-index \
-        --set datafusion.execution.parquet.enable_page_index=false
+    run_set 1 batch32k --batch-size 32768
+    run_set 1 tp1 --target-partitions 1
+    run_set 1 tp4 --target-partitions 4
 fi
 "$BIN" stitch --rows 1000000 --label stitch-1m
 "$BIN" stitch --rows 10000000 --label stitch-10m
