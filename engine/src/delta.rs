@@ -162,6 +162,9 @@ impl Engine {
             }
             other => other,
         };
+        if at.is_none() {
+            return self.open_newest(location).await;
+        }
         let (store, url) = self.delta_store(location)?;
         let mut builder =
             DeltaTableBuilder::from_url(url.clone())?.with_storage_backend(store, url);
@@ -181,6 +184,38 @@ impl Engine {
             )),
             (_, e) => e.into(),
         })
+    }
+
+    /// The newest version of the Delta table at `location`: the cached state
+    /// brought forward with the commits made since (one listing of the log
+    /// after the cached version, by whoever wrote them), or a full load.
+    async fn open_newest(&self, location: &str) -> Result<DeltaTable> {
+        if let Some(mut table) = self.delta_tables.get(location) {
+            match table.update_incremental(None).await {
+                Ok(()) => {
+                    self.delta_tables.put(location, &table);
+                    return Ok(table);
+                }
+                Err(e) => {
+                    // A log rewritten under us: start again from scratch.
+                    tracing::debug!(location, error = %e, "cached Delta state not updatable; reloading");
+                    self.delta_tables.remove(location);
+                }
+            }
+        }
+        let (store, url) = self.delta_store(location)?;
+        let table = DeltaTableBuilder::from_url(url.clone())?
+            .with_storage_backend(store, url)
+            .load()
+            .await?;
+        self.delta_tables.put(location, &table);
+        Ok(table)
+    }
+
+    /// Forgets the cached state of the Delta tables under `prefix` (their
+    /// files were deleted or replaced in place).
+    pub(crate) fn forget_delta_tables(&self, prefix: &str) {
+        self.delta_tables.remove_prefix(prefix);
     }
 
     /// A DataFusion table reading the Delta table at `location`.
@@ -208,6 +243,56 @@ impl Engine {
             EngineError::InvalidArgument(format!("bad table location {location}: {e}"))
         })?;
         Ok((store, url))
+    }
+}
+
+/// The newest loaded state of Delta tables by location, so that planning a
+/// statement reads only the log commits made since the last one instead of
+/// replaying the whole log (two plannings per Flight SQL query: GetFlightInfo
+/// and DoGet). Cloning a `DeltaTable` shares its loaded state. Table
+/// locations are never reused (a new table gets a new generation
+/// directory), except the demo's, which `install_demo` forgets.
+#[derive(Debug, Default)]
+pub(crate) struct TableCache {
+    tables: parking_lot::Mutex<HashMap<String, DeltaTable>>,
+}
+
+/// Tables kept at most; beyond, an arbitrary one is dropped.
+const TABLE_CACHE_CAPACITY: usize = 256;
+
+impl TableCache {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<String, DeltaTable>> {
+        self.tables.lock()
+    }
+
+    fn get(&self, location: &str) -> Option<DeltaTable> {
+        self.lock().get(location).cloned()
+    }
+
+    /// Keeps `table` unless a newer version of it is cached already.
+    fn put(&self, location: &str, table: &DeltaTable) {
+        let mut tables = self.lock();
+        if tables
+            .get(location)
+            .is_some_and(|t| t.version() > table.version())
+        {
+            return;
+        }
+        if tables.len() >= TABLE_CACHE_CAPACITY && !tables.contains_key(location) {
+            let victim = tables.keys().next().cloned();
+            if let Some(victim) = victim {
+                tables.remove(&victim);
+            }
+        }
+        tables.insert(location.to_string(), table.clone());
+    }
+
+    fn remove(&self, location: &str) {
+        self.lock().remove(location);
+    }
+
+    fn remove_prefix(&self, prefix: &str) {
+        self.lock().retain(|k, _| !k.starts_with(prefix));
     }
 }
 
@@ -370,6 +455,97 @@ pub(crate) fn session_for_delta(ctx: &SessionContext) -> Arc<dyn datafusion::cat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{EngineConfig, Outcome};
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Int64Type;
+
+    async fn count(engine: &Arc<Engine>, sql: &str) -> i64 {
+        let session = engine.session("test").unwrap();
+        let Outcome::Rows { stream, .. } = session.execute(sql, vec![]).await.unwrap() else {
+            panic!("{sql}: not a query");
+        };
+        let batches: Vec<_> = stream.try_collect().await.unwrap();
+        let c = batches[0].column(0);
+        assert_eq!(c.len(), 1);
+        c.as_primitive::<Int64Type>().value(0)
+    }
+
+    async fn run(engine: &Arc<Engine>, sql: &str) {
+        let session = engine.session("test").unwrap();
+        match session.execute(sql, vec![]).await.unwrap() {
+            Outcome::Rows { stream, .. } => {
+                let _: Vec<_> = stream.try_collect().await.unwrap();
+            }
+            Outcome::Done { .. } => {}
+        }
+    }
+
+    async fn open(dir: &tempfile::TempDir) -> Arc<Engine> {
+        Engine::open(EngineConfig::new(dir.path().to_str().unwrap()))
+            .await
+            .unwrap()
+    }
+
+    /// Two engines on one warehouse stand for two servers: each sees every
+    /// commit of the other although both keep loaded table states.
+    #[tokio::test]
+    async fn cached_tables_see_every_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (open(&dir).await, open(&dir).await);
+        run(&a, "CREATE TABLE t AS VALUES (1), (2)").await;
+        assert_eq!(count(&a, "SELECT count(*) FROM t").await, 2);
+        assert_eq!(count(&b, "SELECT count(*) FROM t").await, 2);
+        run(&b, "INSERT INTO t VALUES (3)").await;
+        assert_eq!(count(&a, "SELECT count(*) FROM t").await, 3);
+        run(&a, "INSERT INTO t VALUES (4), (5)").await;
+        assert_eq!(count(&b, "SELECT sum(column1) FROM t").await, 15);
+        assert_eq!(count(&a, "SELECT sum(column1) FROM t").await, 15);
+        run(&b, "DELETE FROM t WHERE column1 > 3").await;
+        assert_eq!(count(&a, "SELECT sum(column1) FROM t").await, 6);
+        // a's cached state moved with the commits: it is at the version a
+        // full load of the log gives.
+        let location = a
+            .catalog()
+            .await
+            .unwrap()
+            .state
+            .table("public", "t")
+            .unwrap()
+            .location
+            .clone();
+        let fresh = open(&dir).await.open_delta(&location, None).await.unwrap();
+        assert!(
+            fresh.version().unwrap() >= 3,
+            "create, write, 2 inserts, delete"
+        );
+        assert_eq!(
+            a.delta_tables.get(&location).unwrap().version(),
+            fresh.version()
+        );
+    }
+
+    /// The demo rewrites its tables at the same locations: a re-install is
+    /// seen, not the cached state of the previous one.
+    #[tokio::test]
+    async fn a_reinstalled_demo_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(&dir).await;
+        for profiles in [40, 70] {
+            let options = crate::demo::DemoOptions {
+                profiles,
+                days: 5,
+                ..Default::default()
+            };
+            engine
+                .install_demo(&options, true, &|_, _| {})
+                .await
+                .unwrap();
+            assert_eq!(
+                count(&engine, "SELECT count(*) FROM profiles").await,
+                profiles as i64
+            );
+        }
+    }
 
     #[test]
     fn time_travel_codes() {
