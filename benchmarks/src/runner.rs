@@ -244,7 +244,7 @@ pub fn run(opts: &RunOptions) -> Result<(SuiteReport, PathBuf)> {
                 if *name == reference {
                     continue;
                 }
-                let c: Comparison = compare(&read_ipc(f)?, &ref_rows);
+                let c: Comparison = compare(&read_ipc(f)?, &ref_rows)?;
                 if !c.equal {
                     log(&format!(
                         "check {} {name}: DIFFERS {:?}",
