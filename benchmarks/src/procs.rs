@@ -202,11 +202,14 @@ impl Server {
             } else {
                 continue;
             };
-            *slot = Some(
-                a.trim()
-                    .parse::<SocketAddr>()
-                    .map_err(|e| BenchError::Process(format!("bad address '{a}': {e}")))?,
-            );
+            match a.trim().parse::<SocketAddr>() {
+                Ok(parsed) => *slot = Some(parsed),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(BenchError::Process(format!("bad address '{a}': {e}")));
+                }
+            }
         }
         let addr = addr.expect("loop ends with an address");
         Ok(Self {
