@@ -6,11 +6,9 @@
 # SF 100 (about 10 GB of disk, generated in ~6 min) runs last, once every
 # other measurement is written: one timed repetition after the checking run,
 # Flight SQL against DuckDB, both under the same memory limit
-# (SEGLAKE_BENCH_SF100_MEMORY_MB, default 16384). q09 (GROUP BY profile_id
-# over 522 M events, a 9.7 M-row result) runs on its own with --no-check:
-# the runner's result comparison holds every cell as a Rust value (7.5 GiB
-# for q06's 5.6 M rows), which beside two engines does not fit in 24 GiB
-# without swap. See benchmarks/README.md.
+# (SEGLAKE_BENCH_SF100_MEMORY_MB, default 16384). Every result is checked
+# against DuckDB's, q09's 9.7 M rows included (the comparison is columnar).
+# See benchmarks/README.md.
 #   SEGLAKE_BENCH_SCALES="1 10 100" benchmarks/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +18,7 @@ REPS=${SEGLAKE_BENCH_REPS:-5}
 SF10_REPS=${SEGLAKE_BENCH_SF10_REPS:-3}
 SF100_REPS=${SEGLAKE_BENCH_SF100_REPS:-1}
 SF100_MEMORY_MB=${SEGLAKE_BENCH_SF100_MEMORY_MB:-16384}
-SF100_QUERIES=${SEGLAKE_BENCH_SF100_QUERIES:-q01,q02,q03,q04,q05,q06,q07,q08,q10,q11,q12,q13}
+SF100_QUERIES=${SEGLAKE_BENCH_SF100_QUERIES:-} # default: the whole suite
 
 if [ ! -x "$BENCH/.venv/bin/python" ]; then
     python3 -m venv "$BENCH/.venv"
@@ -50,7 +48,7 @@ fi
 # (the setting, not the Flight SQL path, is what is measured).
 SET_REPS=${SEGLAKE_BENCH_SETTINGS_REPS:-3}
 PUSHDOWN=datafusion.execution.parquet.pushdown_filters=true,datafusion.execution.parquet.reorder_filters=true
-NO_PAGE_INDEX=datafusion.execution.parquet.enable_page_index=false
+PAGE_INDEX=datafusion.execution.parquet.enable_page_index=true # off by default
 run_set() { # SF LABEL [flags...]
     local sf=$1 label=$2
     shift 2
@@ -60,7 +58,7 @@ for sf in 1 10; do
     has_scale "$sf" || continue
     run_set "$sf" default
     run_set "$sf" pushdown --set "$PUSHDOWN"
-    run_set "$sf" no-page-index --set "$NO_PAGE_INDEX"
+    run_set "$sf" page-index --set "$PAGE_INDEX"
 done
 if has_scale 1; then
     run_set 1 batch32k --batch-size 32768
@@ -75,8 +73,6 @@ fi
 "$BIN" concurrency --scale 1 --label concurrency-sf1 -- --clients 1,4,16 --passes 2 --exclude q09
 if has_scale 100; then
     "$BIN" run --scale 100 --reps "$SF100_REPS" --engines seglake-flight,duckdb \
-        --memory-limit-mb "$SF100_MEMORY_MB" --queries "$SF100_QUERIES" --label sf100
-    "$BIN" run --scale 100 --reps "$SF100_REPS" --engines seglake-flight,duckdb \
-        --memory-limit-mb "$SF100_MEMORY_MB" --queries q09 --no-check --label sf100-q09
+        --memory-limit-mb "$SF100_MEMORY_MB" ${SF100_QUERIES:+--queries "$SF100_QUERIES"} --label sf100
 fi
 echo "results: $BENCH/results/"
