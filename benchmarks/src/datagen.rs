@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use seglake_engine::demo::DemoOptions;
+use seglake_engine::demo::{DemoOptions, EventOrder, MAX_ROW_GROUP_ROWS};
 use seglake_engine::{Engine, EngineConfig};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,62 @@ pub struct DataInfo {
     /// copied elsewhere must be generated again).
     #[serde(default)]
     pub warehouse: Option<String>,
+    /// How the event files are laid out (absent in files written before
+    /// it could be chosen: the default layout).
+    #[serde(default)]
+    pub layout: Layout,
+}
+
+/// The layout of the event files: the settings of the writer a benchmark
+/// can vary (`generate --event-order`, `--event-row-group-rows`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Row order within a day's file: `time` or `type` (event_type, then time).
+    pub event_order: Order,
+    /// Maximum rows per row group of the event files.
+    pub event_row_group_rows: usize,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self {
+            event_order: Order::Time,
+            event_row_group_rows: MAX_ROW_GROUP_ROWS,
+        }
+    }
+}
+
+impl Layout {
+    /// The layout in words, for reports.
+    pub fn describe(&self) -> String {
+        let order = match self.event_order {
+            Order::Time => "event_time",
+            Order::Type => "event_type, event_time",
+        };
+        format!(
+            "event files sorted by {order}, at most {} rows per row group",
+            self.event_row_group_rows
+        )
+    }
+}
+
+/// [`EventOrder`] as it is named on the command line and in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// By event_time (the generator's default).
+    Time,
+    /// By event_type, then event_time.
+    Type,
+}
+
+impl From<Order> for EventOrder {
+    fn from(o: Order) -> Self {
+        match o {
+            Order::Time => EventOrder::Time,
+            Order::Type => EventOrder::TypeThenTime,
+        }
+    }
 }
 
 /// Name of the description file.
@@ -53,7 +109,7 @@ pub fn scale_label(scale: f64) -> String {
 }
 
 /// Demo options of a scale factor: 100 000 profiles per SF, 365 days.
-pub fn options(scale: f64) -> Result<DemoOptions> {
+pub fn options(scale: f64, layout: &Layout) -> Result<DemoOptions> {
     if !(scale.is_finite() && scale > 0.0) {
         return Err(BenchError::InvalidArgument(format!(
             "scale factor {scale} must be > 0"
@@ -66,8 +122,15 @@ pub fn options(scale: f64) -> Result<DemoOptions> {
             seglake_engine::demo::MAX_PROFILES
         )));
     }
+    if layout.event_row_group_rows == 0 {
+        return Err(BenchError::InvalidArgument(
+            "--event-row-group-rows must be at least 1".into(),
+        ));
+    }
     Ok(DemoOptions {
         profiles,
+        event_order: layout.event_order.into(),
+        event_row_group_rows: layout.event_row_group_rows,
         ..DemoOptions::default()
     })
 }
@@ -91,15 +154,16 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-/// Generates the warehouse of `scale` in `out` unless it is already there
-/// (same scale and seed) or `force`.
-pub async fn generate(scale: f64, out: &Path, force: bool) -> Result<DataInfo> {
-    let opts = options(scale)?;
+/// Generates the warehouse of `scale` with `layout` in `out` unless it is
+/// already there (same scale, seed and layout) or `force`.
+pub async fn generate(scale: f64, layout: &Layout, out: &Path, force: bool) -> Result<DataInfo> {
+    let opts = options(scale, layout)?;
     if !force
         && let Some(info) = read_info(out)
         && info.profiles == opts.profiles
         && info.seed == opts.seed
         && info.days == opts.days
+        && info.layout == *layout
         && out.canonicalize().ok().map(|p| p.display().to_string()) == info.warehouse
     {
         tracing::info!(dir = %out.display(), "data already generated");
@@ -147,6 +211,7 @@ pub async fn generate(scale: f64, out: &Path, force: bool) -> Result<DataInfo> {
         generation_seconds: start.elapsed().as_secs_f64(),
         generated_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         warehouse: Some(out.display().to_string()),
+        layout: *layout,
     };
     let path = out.join(INFO_FILE);
     std::fs::write(&path, serde_json::to_string_pretty(&info)?).at(&path)?;
@@ -159,13 +224,54 @@ mod tests {
 
     #[test]
     fn scale_factor_sets_profiles() {
-        assert_eq!(options(1.0).unwrap().profiles, 100_000);
-        assert_eq!(options(100.0).unwrap().profiles, 10_000_000);
-        assert_eq!(options(0.01).unwrap().profiles, 1_000);
-        assert_eq!(options(1.0).unwrap().days, 365);
-        assert!(options(0.0).is_err());
-        assert!(options(f64::NAN).is_err());
-        assert!(options(10_000.0).is_err());
+        let l = Layout::default();
+        assert_eq!(options(1.0, &l).unwrap().profiles, 100_000);
+        assert_eq!(options(100.0, &l).unwrap().profiles, 10_000_000);
+        assert_eq!(options(0.01, &l).unwrap().profiles, 1_000);
+        assert_eq!(options(1.0, &l).unwrap().days, 365);
+        assert_eq!(options(1.0, &l).unwrap(), DemoOptions::default());
+        assert!(options(0.0, &l).is_err());
+        assert!(options(f64::NAN, &l).is_err());
+        assert!(options(10_000.0, &l).is_err());
+        let by_type = Layout {
+            event_order: Order::Type,
+            event_row_group_rows: 4096,
+        };
+        let o = options(1.0, &by_type).unwrap();
+        assert_eq!(o.event_order, EventOrder::TypeThenTime);
+        assert_eq!(o.event_row_group_rows, 4096);
+        let zero = Layout {
+            event_row_group_rows: 0,
+            ..by_type
+        };
+        assert!(options(1.0, &zero).is_err());
+    }
+
+    #[test]
+    fn info_without_a_layout_reads_as_the_default() {
+        let mut json = serde_json::to_value(DataInfo {
+            scale: 1.0,
+            profiles: 1,
+            events: 1,
+            identifiers: 1,
+            event_files: 1,
+            seed: 42,
+            days: 1,
+            end_date: "2026-11-01".into(),
+            parquet_bytes: 1,
+            generation_seconds: 0.1,
+            generated_at: "now".into(),
+            warehouse: None,
+            layout: Layout {
+                event_order: Order::Type,
+                event_row_group_rows: 10,
+            },
+        })
+        .unwrap();
+        assert_eq!(json["layout"]["event_order"], "type");
+        json.as_object_mut().unwrap().remove("layout");
+        let info: DataInfo = serde_json::from_value(json).unwrap();
+        assert_eq!(info.layout, Layout::default());
     }
 
     #[test]
@@ -179,12 +285,27 @@ mod tests {
     #[tokio::test]
     async fn generates_a_tiny_warehouse_once() {
         let dir = tempfile::tempdir().unwrap();
-        let info = generate(0.01, dir.path(), false).await.unwrap();
+        let layout = Layout::default();
+        let info = generate(0.01, &layout, dir.path(), false).await.unwrap();
         assert_eq!(info.profiles, 1_000);
         assert!(info.events > 0);
         assert_eq!(info.event_files, 365);
         // Second call: reused, not regenerated.
-        let again = generate(0.01, dir.path(), false).await.unwrap();
+        let again = generate(0.01, &layout, dir.path(), false).await.unwrap();
         assert_eq!(again.generated_at, info.generated_at);
+        // Another layout: generated again (the day files change), same rows.
+        let day = dir
+            .path()
+            .join("demo/events/event_date=2026-11-01/part-00000.parquet");
+        let by_time = std::fs::read(&day).unwrap();
+        let by_type = Layout {
+            event_order: Order::Type,
+            ..layout
+        };
+        let other = generate(0.01, &by_type, dir.path(), false).await.unwrap();
+        assert_ne!(std::fs::read(&day).unwrap(), by_time);
+        assert_eq!(other.layout, by_type);
+        assert_eq!(read_info(dir.path()).unwrap().layout, by_type);
+        assert_eq!((other.events, other.profiles), (info.events, info.profiles));
     }
 }

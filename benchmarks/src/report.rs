@@ -124,6 +124,7 @@ impl SuiteReport {
             self.started_at,
             self.machine.describe()
         );
+        let _ = writeln!(s, "- Data: {}", self.data.layout.describe());
         let _ = writeln!(
             s,
             "- {} timed repetitions per query and engine after one untimed checking run, engines alternating; latency = SQL submitted to whole result held as Arrow by the client.",
@@ -328,6 +329,7 @@ mod tests {
                 generation_seconds: 0.1,
                 generated_at: "now".into(),
                 warehouse: None,
+                layout: Default::default(),
             },
             // Fixed values (not `Machine::probe()`): a float such as the
             // memory size must survive the JSON round trip below exactly.

@@ -79,6 +79,24 @@ pub struct DemoOptions {
     pub days: u32,
     /// The last day of events (default 2026-11-01).
     pub end_date: NaiveDate,
+    /// The order of the rows of each day's event file (default by time).
+    pub event_order: EventOrder,
+    /// Maximum rows per row group of the event files (default
+    /// [`MAX_ROW_GROUP_ROWS`]; a day holds ~140 events per 1 000 profiles).
+    pub event_row_group_rows: usize,
+}
+
+/// The order of the rows of a day's event file (also declared as the
+/// files' Parquet `sorting_columns`). Both orders hold the same rows with
+/// the same `event_id`s (numbered in time order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventOrder {
+    /// By `event_time`.
+    #[default]
+    Time,
+    /// By `event_type`, then `event_time`: the row group and page
+    /// statistics of `event_type` become selective.
+    TypeThenTime,
 }
 
 impl Default for DemoOptions {
@@ -88,6 +106,8 @@ impl Default for DemoOptions {
             seed: 42,
             days: 365,
             end_date: NaiveDate::from_ymd_opt(2026, 11, 1).expect("valid date"),
+            event_order: EventOrder::Time,
+            event_row_group_rows: MAX_ROW_GROUP_ROWS,
         }
     }
 }
@@ -471,6 +491,8 @@ struct Config {
     customer_perm: Perm,
     customer_width: usize,
     record_width: usize,
+    event_order: EventOrder,
+    event_row_group_rows: usize,
 }
 
 impl Config {
@@ -486,6 +508,11 @@ impl Config {
                 "at most 36500 days are supported, got {}",
                 opts.days
             )));
+        }
+        if opts.event_row_group_rows == 0 {
+            return Err(DemoError::InvalidOptions(
+                "event_row_group_rows must be at least 1".into(),
+            ));
         }
         if opts.end_date.year() < 1900 || opts.end_date.year() > 9000 {
             return Err(DemoError::InvalidOptions(format!(
@@ -511,6 +538,8 @@ impl Config {
             customer_perm: Perm::new(3_266_489_917, key(3), 10u64.pow(customer_width as u32)),
             customer_width,
             record_width: digits(2 * persons).max(6),
+            event_order: opts.event_order,
+            event_row_group_rows: opts.event_row_group_rows,
         })
     }
 
@@ -2060,14 +2089,24 @@ fn profiles_props(unique_columns: &[&str]) -> Result<WriterProperties, ParquetEr
     Ok(b.build())
 }
 
-fn events_props() -> Result<WriterProperties, ParquetError> {
+fn events_props(
+    order: EventOrder,
+    row_group_rows: usize,
+) -> Result<WriterProperties, ParquetError> {
+    let schema = events_schema();
+    let column = |name: &str| SortingColumn {
+        column_idx: schema.index_of(name).expect("an events column") as i32,
+        descending: false,
+        nulls_first: false,
+    };
+    let sorting = match order {
+        EventOrder::Time => vec![column("event_time")],
+        EventOrder::TypeThenTime => vec![column("event_type"), column("event_time")],
+    };
     Ok(base_props()?
+        .set_max_row_group_row_count(Some(row_group_rows))
         .set_column_dictionary_enabled(ColumnPath::from("event_id"), false)
-        .set_sorting_columns(Some(vec![SortingColumn {
-            column_idx: 3,
-            descending: false,
-            nulls_first: false,
-        }]))
+        .set_sorting_columns(Some(sorting))
         .build())
 }
 
@@ -2281,6 +2320,8 @@ fn campaigns(date: NaiveDate) -> Vec<Campaign> {
 struct Ev {
     /// Microseconds since midnight UTC.
     t: u64,
+    /// Rank of the event in the day's time order (its `event_id`).
+    seq: u32,
     profile: u32,
     device: u32,
     cents: u32,
@@ -2379,7 +2420,8 @@ impl EventCtx {
     fn day_file(&self, date: NaiveDate) -> Result<(Vec<u8>, u64), DemoError> {
         let events = self.day_events(date);
         let batch = self.events_batch(date, &events)?;
-        Ok((encode(&batch, events_props()?)?, events.len() as u64))
+        let props = events_props(self.cfg.event_order, self.cfg.event_row_group_rows)?;
+        Ok((encode(&batch, props)?, events.len() as u64))
     }
 
     fn day_events(&self, date: NaiveDate) -> Vec<Ev> {
@@ -2399,6 +2441,12 @@ impl EventCtx {
         }
         let mut evs = day_gen.evs;
         evs.sort_by_key(|e| e.t); // stable: ties keep the generation order
+        for (seq, e) in evs.iter_mut().enumerate() {
+            e.seq = seq as u32;
+        }
+        if self.cfg.event_order == EventOrder::TypeThenTime {
+            evs.sort_by_key(|e| EVENT_TYPES[usize::from(e.kind)]); // stable: by time within a type
+        }
         evs
     }
 
@@ -2426,8 +2474,8 @@ impl EventCtx {
         let mut dev_buf = [0u8; 36];
         let mut product_buf = *b"XXX-00000";
 
-        for (seq, e) in evs.iter().enumerate() {
-            write_digits(&mut id_buf[9..], seq as u64);
+        for e in evs {
+            write_digits(&mut id_buf[9..], u64::from(e.seq));
             event_id.append_value(ascii(&id_buf));
             if e.profile == NONE {
                 profile.append_null();
@@ -2508,6 +2556,7 @@ impl DayGen<'_> {
     ) {
         self.evs.push(Ev {
             t: t.min(DAY_US - 1),
+            seq: 0, // numbered once the day is sorted by time
             profile: who.profile,
             device: who.device,
             cents,
@@ -2861,7 +2910,7 @@ mod tests {
         consent: [bool; 4],
     }
 
-    #[derive(Debug, Clone)]
+    #[derive(Debug, Clone, PartialEq)]
     struct Event {
         dir_date: String,
         event_id: String,
@@ -3295,6 +3344,95 @@ mod tests {
             (0.6 * expected..=1.6 * expected).contains(&(events.len() as f64)),
             "{summary:?}"
         );
+    }
+
+    /// Sorting columns and row-group sizes of every event file.
+    fn event_layout(files: &Files) -> Vec<(Vec<i32>, Vec<i64>)> {
+        files
+            .range("demo/events/".to_owned().."demo/events0".to_owned())
+            .map(|(_, bytes)| {
+                let b = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
+                let md = b.metadata();
+                let sorting: Vec<i32> = md
+                    .row_group(0)
+                    .sorting_columns()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| c.column_idx)
+                    .collect();
+                let sizes = md.row_groups().iter().map(|rg| rg.num_rows()).collect();
+                (sorting, sizes)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn event_order_and_row_group_size() {
+        let by_time = opts(300, 6, 11);
+        let by_type = DemoOptions {
+            event_order: EventOrder::TypeThenTime,
+            event_row_group_rows: 10,
+            ..by_time.clone()
+        };
+        let (s1, time_files, _) = run(&by_time).await;
+        let (s2, type_files, _) = run(&by_type).await;
+        assert_eq!(s1, s2);
+        // Only the event files differ.
+        for (k, v) in &time_files {
+            if !k.starts_with("demo/events/") {
+                assert_eq!(v, &type_files[k], "{k}");
+            }
+        }
+        // The same events (ids numbered in time order), in another order.
+        let time_events = events_of(&time_files);
+        let type_events = events_of(&type_files);
+        assert_ne!(time_events, type_events);
+        let by_id = |mut v: Vec<Event>| {
+            v.sort_by(|a, b| (&a.dir_date, &a.event_id).cmp(&(&b.dir_date, &b.event_id)));
+            v
+        };
+        let time_sorted = by_id(time_events.clone());
+        assert_eq!(time_sorted, by_id(type_events.clone()));
+        // Time order: event ids follow event_time within a day.
+        assert_eq!(time_sorted, time_events);
+        // Type order: (event_type, event_time) within a day, so a row
+        // group's event_type statistics span few types.
+        for w in type_events.windows(2) {
+            if w[0].dir_date == w[1].dir_date {
+                assert!(
+                    (&w[0].event_type, w[0].time) <= (&w[1].event_type, w[1].time),
+                    "{w:?}"
+                );
+            }
+        }
+        let schema = events_schema();
+        let (time_col, type_col) = (
+            schema.index_of("event_time").unwrap() as i32,
+            schema.index_of("event_type").unwrap() as i32,
+        );
+        for (sorting, sizes) in event_layout(&time_files) {
+            assert_eq!(sorting, vec![time_col]);
+            assert_eq!(sizes.len(), 1, "{sizes:?}");
+        }
+        let layout = event_layout(&type_files);
+        assert!(
+            layout.iter().any(|(_, sizes)| sizes.len() > 2),
+            "{layout:?}"
+        );
+        for (sorting, sizes) in layout {
+            assert_eq!(sorting, vec![type_col, time_col]);
+            assert!(sizes.iter().all(|&n| n <= 10), "{sizes:?}");
+        }
+        // A row group size of 0 is refused.
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let zero = DemoOptions {
+            event_row_group_rows: 0,
+            ..by_time
+        };
+        let err = generate(store, &Path::from("demo"), &zero, &|_, _| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DemoError::InvalidOptions(_)), "{err}");
     }
 
     #[tokio::test]

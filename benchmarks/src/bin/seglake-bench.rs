@@ -57,6 +57,17 @@ struct GenerateArgs {
     /// Generate again even if the directory already holds this scale.
     #[arg(long, env = "SEGLAKE_BENCH_FORCE")]
     force: bool,
+    /// Row order of each day's event file.
+    #[arg(
+        long,
+        env = "SEGLAKE_BENCH_EVENT_ORDER",
+        value_enum,
+        default_value = "time"
+    )]
+    event_order: datagen::Order,
+    /// Maximum rows per row group of the event files.
+    #[arg(long, env = "SEGLAKE_BENCH_EVENT_ROW_GROUP_ROWS", default_value_t = seglake_engine::demo::MAX_ROW_GROUP_ROWS)]
+    event_row_group_rows: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -296,7 +307,11 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Generate(a) => {
             let out = a.out.unwrap_or_else(|| datagen::default_dir(a.scale));
-            let info = datagen::generate(a.scale, &out, a.force)
+            let layout = datagen::Layout {
+                event_order: a.event_order,
+                event_row_group_rows: a.event_row_group_rows,
+            };
+            let info = datagen::generate(a.scale, &layout, &out, a.force)
                 .await
                 .with_context(|| format!("generating SF {} in {}", a.scale, out.display()))?;
             emit(&serde_json::to_string_pretty(&info)?);
