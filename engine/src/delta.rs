@@ -251,7 +251,9 @@ impl Engine {
 /// replaying the whole log (two plannings per Flight SQL query: GetFlightInfo
 /// and DoGet). Cloning a `DeltaTable` shares its loaded state. Table
 /// locations are never reused (a new table gets a new generation
-/// directory), except the demo's, which `install_demo` forgets.
+/// directory), except the demo's, which `install_demo` forgets; a dropped
+/// table is forgotten by the server that drops it (elsewhere its state
+/// stays until the capacity evicts it).
 #[derive(Debug, Default)]
 pub(crate) struct TableCache {
     tables: parking_lot::Mutex<HashMap<String, DeltaTable>>,
@@ -522,6 +524,94 @@ mod tests {
             a.delta_tables.get(&location).unwrap().version(),
             fresh.version()
         );
+    }
+
+    async fn first_value(outcome: Outcome) -> i64 {
+        let Outcome::Rows { stream, .. } = outcome else {
+            panic!("not a query");
+        };
+        let batches: Vec<_> = stream.try_collect().await.unwrap();
+        batches[0].column(0).as_primitive::<Int64Type>().value(0)
+    }
+
+    /// A query planned by `prepare` runs without planning again, on the
+    /// table versions of its planning; only fully bound queries are planned.
+    #[tokio::test]
+    async fn a_planned_query_reads_the_versions_it_planned() {
+        use datafusion::common::ScalarValue;
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(&dir).await;
+        run(&engine, "CREATE TABLE t AS VALUES (1), (2)").await;
+        let session = engine.session("test").unwrap();
+        let all = session
+            .prepare("SELECT sum(column1) FROM t", &[])
+            .await
+            .unwrap();
+        let above = session
+            .prepare(
+                "SELECT count(*) FROM t WHERE column1 > $1",
+                &[ScalarValue::Int64(Some(1))],
+            )
+            .await
+            .unwrap();
+        run(&engine, "INSERT INTO t VALUES (3), (4)").await;
+        let planned = all.planned.expect("a query without parameters is planned");
+        assert_eq!(
+            first_value(session.run_planned(planned.clone()).await.unwrap()).await,
+            3
+        );
+        assert_eq!(
+            first_value(session.run_planned(planned).await.unwrap()).await,
+            3
+        );
+        let planned = above.planned.expect("a query with its values is planned");
+        assert_eq!(
+            first_value(session.run_planned(planned).await.unwrap()).await,
+            1
+        );
+        // Planned again, the insert is seen.
+        assert_eq!(count(&engine, "SELECT sum(column1) FROM t").await, 10);
+        // Not planned: parameters without values, commands.
+        let unbound = session
+            .prepare("SELECT count(*) FROM t WHERE column1 > $1", &[])
+            .await
+            .unwrap();
+        assert!(unbound.planned.is_none());
+        let command = session
+            .prepare("INSERT INTO t VALUES (5)", &[])
+            .await
+            .unwrap();
+        assert!(command.planned.is_none());
+        assert_eq!(count(&engine, "SELECT count(*) FROM t").await, 4);
+    }
+
+    /// A dropped table's state leaves the cache (its location is not reused).
+    #[tokio::test]
+    async fn dropped_tables_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(&dir).await;
+        run(&engine, "CREATE SCHEMA s").await;
+        let mut locations = vec![];
+        for (schema, t) in [("public", "t1"), ("s", "t2")] {
+            let name = format!("{schema}.{t}");
+            run(&engine, &format!("CREATE TABLE {name} AS VALUES (1), (2)")).await;
+            assert_eq!(
+                count(&engine, &format!("SELECT count(*) FROM {name}")).await,
+                2
+            );
+            let snapshot = engine.catalog().await.unwrap();
+            let location = snapshot.state.table(schema, t).unwrap().location.clone();
+            assert!(
+                engine.delta_tables.get(&location).is_some(),
+                "{name} cached"
+            );
+            locations.push(location);
+        }
+        run(&engine, "DROP TABLE t1").await;
+        assert!(engine.delta_tables.get(&locations[0]).is_none());
+        assert!(engine.delta_tables.get(&locations[1]).is_some());
+        run(&engine, "DROP SCHEMA s CASCADE").await;
+        assert!(engine.delta_tables.get(&locations[1]).is_none());
     }
 
     /// The demo rewrites its tables at the same locations: a re-install is

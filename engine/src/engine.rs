@@ -106,6 +106,17 @@ pub struct Prepared {
     /// One field per positional parameter (`$1`, `$2`, ...), typed where
     /// DataFusion could infer the type, `Null` otherwise.
     pub parameters: SchemaRef,
+    /// A query with every parameter bound, as planned: run it with
+    /// [`Session::run_planned`] instead of planning the SQL again.
+    pub planned: Option<PlannedQuery>,
+}
+
+/// A query planned (logically, every parameter bound) by
+/// [`Session::prepare`]. Its managed (Delta) tables are read at the versions
+/// current when it was planned.
+#[derive(Debug, Clone)]
+pub struct PlannedQuery {
+    plan: LogicalPlan,
 }
 
 /// What running a statement gave.
@@ -367,6 +378,7 @@ impl Session {
                     },
                     schema: rows.unwrap_or_else(|| Arc::new(Schema::empty())),
                     parameters,
+                    planned: None,
                 });
             }
             (Planned::DataFusion { plan, .. }, parameters) => (plan, parameters),
@@ -376,10 +388,13 @@ impl Session {
             StatementKind::Query => Arc::new(plan.schema().as_arrow().clone()),
             StatementKind::Command => Arc::new(Schema::empty()),
         };
+        let planned = (kind == StatementKind::Query && parameters.fields().len() == params.len())
+            .then(|| PlannedQuery { plan });
         Ok(Prepared {
             kind,
             schema,
             parameters,
+            planned,
         })
     }
 
@@ -441,21 +456,27 @@ impl Session {
             (Planned::DataFusion { plan, partition_by }, _) => (plan, partition_by),
         };
         match classify(&plan) {
-            StatementKind::Query => {
-                if let Some(cluster) = self.engine.cluster() {
-                    let schema = Arc::new(plan.schema().as_arrow().clone());
-                    let stream =
-                        distributed::supervise(cluster, &self.ctx, plan, Arc::clone(&schema))
-                            .await?;
-                    return Ok(Outcome::Rows { schema, stream });
-                }
-                let df = self.ctx.execute_logical_plan(plan).await?;
-                let schema = Arc::new(df.schema().as_arrow().clone());
-                let stream = df.execute_stream().await?;
-                Ok(Outcome::Rows { schema, stream })
-            }
+            StatementKind::Query => self.run_query(plan).await,
             StatementKind::Command => self.run_command(plan, &partition_by).await,
         }
+    }
+
+    /// Runs a query [`Session::prepare`] planned, without planning it again.
+    pub async fn run_planned(&self, query: PlannedQuery) -> Result<Outcome> {
+        self.run_query(query.plan).await
+    }
+
+    async fn run_query(&self, plan: LogicalPlan) -> Result<Outcome> {
+        if let Some(cluster) = self.engine.cluster() {
+            let schema = Arc::new(plan.schema().as_arrow().clone());
+            let stream =
+                distributed::supervise(cluster, &self.ctx, plan, Arc::clone(&schema)).await?;
+            return Ok(Outcome::Rows { schema, stream });
+        }
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await?;
+        Ok(Outcome::Rows { schema, stream })
     }
 
     async fn run_command(&self, plan: LogicalPlan, partition_by: &[String]) -> Result<Outcome> {
@@ -732,6 +753,8 @@ impl Session {
         if entry.kind != TableKind::Managed {
             return;
         }
+        // Its location is never reused: no reason to keep its state.
+        self.engine.forget_delta_tables(&entry.location);
         match self.engine.store_for(&entry.location) {
             Ok((store, prefix)) => {
                 if let Err(e) = delete_prefix(store.as_ref(), &prefix).await {

@@ -17,7 +17,9 @@ pub mod sql;
 mod statements;
 mod system;
 
-pub use engine::{Engine, EngineConfig, Outcome, Prepared, Session, StatementKind, TableInfo};
+pub use engine::{
+    Engine, EngineConfig, Outcome, PlannedQuery, Prepared, Session, StatementKind, TableInfo,
+};
 pub use error::{EngineError, ErrorKind, Result};
 pub use ingest::{IngestMode, cast_batch};
 pub use seglake_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, S3Options, SYSTEM_SCHEMA};
