@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow_flight::error::FlightError;
+use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{
     CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetTables, CommandStatementIngest, SqlInfo,
 };
@@ -18,6 +19,7 @@ use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use seglake_tests::{TEST_PROFILES, TestServer, fetch};
 use tonic::Code;
+use tonic::transport::Channel;
 
 fn code(e: &FlightError) -> Code {
     match e {
@@ -656,4 +658,52 @@ async fn restart_keeps_the_catalog() {
         .unwrap();
     let (_, b) = fetch(&mut c, info).await.unwrap();
     assert_eq!(int64(&b), 1);
+}
+
+/// DoGet runs the plan its GetFlightInfo made (once, in the same session):
+/// a commit by another session in between is not seen by that first fetch,
+/// a second fetch of the ticket plans again and sees it, and a command in
+/// the session (here a DROP) drops the kept plans, so the query is planned
+/// again and fails cleanly instead of reading deleted files.
+#[tokio::test]
+async fn do_get_runs_the_plan_of_its_flight_info_once() {
+    async fn sum(c: &mut FlightSqlServiceClient<Channel>, ticket: arrow_flight::Ticket) -> i64 {
+        let batches: Vec<RecordBatch> =
+            c.do_get(ticket).await.unwrap().try_collect().await.unwrap();
+        int64(&batches)
+    }
+    let server = TestServer::start(false).await;
+    let mut a = server.client("alice", "secret").await;
+    let mut other = server.client("alice", "secret").await;
+    a.execute_update("CREATE TABLE planned AS VALUES (1), (2)".into(), None)
+        .await
+        .unwrap();
+    let info = a
+        .execute("SELECT sum(column1) FROM planned".into(), None)
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    other
+        .execute_update("INSERT INTO planned VALUES (3)".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        sum(&mut a, ticket.clone()).await,
+        3,
+        "planned before the insert"
+    );
+    assert_eq!(sum(&mut a, ticket.clone()).await, 6, "planned again");
+    // Another session fetching the ticket plans it itself.
+    let info = a
+        .execute("SELECT sum(column1) FROM planned".into(), None)
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    assert_eq!(sum(&mut other, ticket.clone()).await, 6);
+    // A command in the session drops its kept plans.
+    a.execute_update("DROP TABLE planned".into(), None)
+        .await
+        .unwrap();
+    let err = a.do_get(ticket).await.unwrap_err();
+    assert_eq!(code(&err), Code::NotFound, "{err}");
 }

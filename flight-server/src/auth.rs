@@ -87,6 +87,8 @@ pub struct ClientSession {
     pub token: String,
     pub session: Session,
     last_used: Mutex<Instant>,
+    /// Queries planned at GetFlightInfo, for their DoGet.
+    pub(crate) planned: crate::planned::PlannedStatements,
 }
 
 impl ClientSession {
@@ -132,6 +134,7 @@ impl Sessions {
             token: token.clone(),
             session: self.engine.session(user)?,
             last_used: Mutex::new(Instant::now()),
+            planned: Default::default(),
         });
         let mut sessions = self.sessions.lock();
         let now = Instant::now();

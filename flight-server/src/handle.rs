@@ -4,8 +4,10 @@
 //! JSON payload naming the user, followed by an HMAC-SHA256 over it with a
 //! per-server secret. A handle forged, altered, or presented by another user
 //! is refused. Handles carry everything needed to run the statement (SQL and
-//! bound parameters), so the server keeps no per-statement state and a
-//! forgotten `ClosePreparedStatement` leaks nothing.
+//! bound parameters), so the server needs no per-statement state and a
+//! forgotten `ClosePreparedStatement` leaks nothing (the plans a session
+//! keeps for the next `DoGet`, [`crate::planned`], are bounded, expire, and
+//! only spare a planning).
 
 use std::io::Cursor;
 use std::sync::Arc;

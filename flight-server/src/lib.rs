@@ -11,6 +11,7 @@ pub mod cli;
 pub mod collector;
 pub mod error;
 pub mod handle;
+mod planned;
 pub mod server;
 mod service;
 mod session_options;

@@ -3,7 +3,9 @@
 //! Every call except `Handshake` is authenticated by [`crate::auth_layer`],
 //! which puts the caller's [`ClientSession`] in the request extensions.
 //! Statements are planned at `GetFlightInfo` (queries) or run there
-//! (commands: DDL, DML, SET), and streamed lazily at `DoGet`.
+//! (commands: DDL, DML, SET), and streamed lazily at `DoGet`, which runs the
+//! plan the session kept from `GetFlightInfo` ([`crate::planned`]) or plans
+//! the SQL of the ticket again.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -198,8 +200,13 @@ impl SeglakeFlightSql {
         }
         match prepared.kind {
             StatementKind::Query => {
-                let ticket = self.ticket(client, Payload::Statement { sql, params });
-                flight_info(&prepared.schema, ticket, descriptor)
+                let handle = self
+                    .sealer
+                    .seal(client.user(), Payload::Statement { sql, params });
+                if let Some(query) = prepared.planned {
+                    client.planned.keep(handle.clone(), query);
+                }
+                flight_info(&prepared.schema, statement_ticket(handle), descriptor)
             }
             StatementKind::Command => {
                 run_command(client, &sql, bound).await?;
@@ -210,42 +217,38 @@ impl SeglakeFlightSql {
     }
 
     fn ticket(&self, client: &ClientSession, payload: Payload) -> bytes::Bytes {
-        let handle = self.sealer.seal(client.user(), payload);
-        TicketStatementQuery {
-            statement_handle: handle,
-        }
-        .as_any()
-        .encode_to_vec()
-        .into()
+        statement_ticket(self.sealer.seal(client.user(), payload))
     }
 
+    /// Runs the statement of a ticket: the plan kept for `handle` at
+    /// GetFlightInfo if the session still has it, else the SQL planned again.
     async fn run_payload(
         &self,
         client: &ClientSession,
+        handle: &[u8],
         payload: Payload,
     ) -> Result<BoxStream<arrow_flight::FlightData>, Status> {
-        match payload {
-            Payload::Empty => Ok(encode_stream(Arc::new(Schema::empty()), stream::empty())),
-            Payload::Statement { sql, params } => {
-                let values = params
-                    .as_deref()
-                    .map(decode_params)
-                    .transpose()?
-                    .unwrap_or_default();
-                match client
-                    .session
-                    .execute(&sql, values)
-                    .await
-                    .map_err(ServerError::from)?
-                {
-                    Outcome::Rows { schema, stream } => {
-                        Ok(encode_stream(schema, stream.map_err(ServerError::from)))
-                    }
-                    Outcome::Done { .. } => {
-                        Ok(encode_stream(Arc::new(Schema::empty()), stream::empty()))
-                    }
-                }
+        let outcome = match payload {
+            Payload::Empty => {
+                return Ok(encode_stream(Arc::new(Schema::empty()), stream::empty()));
             }
+            Payload::Statement { sql, params } => match client.planned.take(handle) {
+                Some(query) => client.session.run_planned(query).await,
+                None => {
+                    let values = params
+                        .as_deref()
+                        .map(decode_params)
+                        .transpose()?
+                        .unwrap_or_default();
+                    client.session.execute(&sql, values).await
+                }
+            },
+        };
+        match outcome.map_err(ServerError::from)? {
+            Outcome::Rows { schema, stream } => {
+                Ok(encode_stream(schema, stream.map_err(ServerError::from)))
+            }
+            Outcome::Done { .. } => Ok(encode_stream(Arc::new(Schema::empty()), stream::empty())),
         }
     }
 
@@ -290,11 +293,22 @@ impl SeglakeFlightSql {
     }
 }
 
+fn statement_ticket(handle: bytes::Bytes) -> bytes::Bytes {
+    TicketStatementQuery {
+        statement_handle: handle,
+    }
+    .as_any()
+    .encode_to_vec()
+    .into()
+}
+
 async fn run_command(
     client: &ClientSession,
     sql: &str,
     values: Vec<ScalarValue>,
 ) -> Result<i64, Status> {
+    // Plans made before the command may read what it changes or removes.
+    client.planned.clear();
     match client
         .session
         .execute(sql, values)
@@ -607,8 +621,11 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let client = client(&request)?;
-        let payload = self.sealer.open(client.user(), &ticket.statement_handle)?;
-        Ok(Response::new(self.run_payload(&client, payload).await?))
+        let handle = ticket.statement_handle;
+        let payload = self.sealer.open(client.user(), &handle)?;
+        Ok(Response::new(
+            self.run_payload(&client, &handle, payload).await?,
+        ))
     }
 
     async fn do_get_prepared_statement(
@@ -617,10 +634,11 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let client = client(&request)?;
-        let payload = self
-            .sealer
-            .open(client.user(), &query.prepared_statement_handle)?;
-        Ok(Response::new(self.run_payload(&client, payload).await?))
+        let handle = query.prepared_statement_handle;
+        let payload = self.sealer.open(client.user(), &handle)?;
+        Ok(Response::new(
+            self.run_payload(&client, &handle, payload).await?,
+        ))
     }
 
     async fn do_get_catalogs(
@@ -760,6 +778,7 @@ impl FlightSqlService for SeglakeFlightSql {
                 seglake_engine::EngineError::InvalidArgument(format!("invalid ingest stream: {e}"))
             })
         });
+        client.planned.clear();
         let rows = client
             .session
             .ingest(&table, mode, schema, input)
