@@ -43,11 +43,14 @@ class Flight:
             autocommit=True,
         )
         self.version = "adbc-driver-flightsql " + adbc_driver_flightsql.__version__
+        # One cursor, reused, as DB-API intends (DuckDB's side runs on one
+        # connection too): a fresh ADBC cursor per query adds ~3 ms of the
+        # driver's own to every query (benchmarks/README.md, findings).
+        self.cur = self.conn.cursor()
 
     def run(self, sql):
-        with self.conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetch_arrow_table()
+        self.cur.execute(sql)
+        return self.cur.fetch_arrow_table()
 
 
 class DuckDB:
