@@ -92,6 +92,28 @@ impl From<Order> for EventOrder {
     }
 }
 
+#[cfg(test)]
+impl DataInfo {
+    /// A small description, for unit tests of what reads one.
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            scale: 1.0,
+            profiles: 10,
+            events: 100,
+            identifiers: 20,
+            event_files: 1,
+            seed: 42,
+            days: 1,
+            end_date: "2026-11-01".into(),
+            parquet_bytes: 1,
+            generation_seconds: 0.1,
+            generated_at: "now".into(),
+            warehouse: None,
+            layout: Layout::default(),
+        }
+    }
+}
+
 /// Name of the description file.
 pub const INFO_FILE: &str = "seglake-bench.json";
 
@@ -250,22 +272,11 @@ mod tests {
     #[test]
     fn info_without_a_layout_reads_as_the_default() {
         let mut json = serde_json::to_value(DataInfo {
-            scale: 1.0,
-            profiles: 1,
-            events: 1,
-            identifiers: 1,
-            event_files: 1,
-            seed: 42,
-            days: 1,
-            end_date: "2026-11-01".into(),
-            parquet_bytes: 1,
-            generation_seconds: 0.1,
-            generated_at: "now".into(),
-            warehouse: None,
             layout: Layout {
                 event_order: Order::Type,
                 event_row_group_rows: 10,
             },
+            ..DataInfo::for_tests()
         })
         .unwrap();
         assert_eq!(json["layout"]["event_order"], "type");

@@ -316,21 +316,7 @@ mod tests {
             label: "test".into(),
             started_at: "now".into(),
             scale: 1.0,
-            data: DataInfo {
-                scale: 1.0,
-                profiles: 10,
-                events: 100,
-                identifiers: 20,
-                event_files: 1,
-                seed: 42,
-                days: 1,
-                end_date: "2026-11-01".into(),
-                parquet_bytes: 1,
-                generation_seconds: 0.1,
-                generated_at: "now".into(),
-                warehouse: None,
-                layout: Default::default(),
-            },
+            data: DataInfo::for_tests(),
             // Fixed values (not `Machine::probe()`): a float such as the
             // memory size must survive the JSON round trip below exactly.
             machine: Machine {

@@ -222,9 +222,10 @@ impl Engine {
         // reading it costs more than the pages it prunes on segment queries
         // (measured in benchmarks/README.md: the suite's geomean falls from
         // 1.45 to 1.33x DuckDB at SF 1 and from 1.33 to 1.18x at SF 10 without
-        // it). `SET datafusion.execution.parquet.enable_page_index = true`
-        // turns it back on for a session's external Parquet tables (Delta
-        // scans follow `scan_session`, built from these defaults).
+        // it; on event files sorted by event_type it pays, see the layout
+        // sweep there). `SET datafusion.execution.parquet.enable_page_index =
+        // true` turns it back on for a session's scans, Delta tables included
+        // (delta-rs reads the Parquet options of the querying session).
         opts.execution.parquet.enable_page_index = false;
         opts.execution.parquet.pruning = true;
         // Strings as Utf8, not Utf8View: Flight SQL clients (JDBC, older
