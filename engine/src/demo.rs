@@ -3354,8 +3354,9 @@ mod tests {
                 let b = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap();
                 let md = b.metadata();
                 let sorting: Vec<i32> = md
-                    .row_group(0)
-                    .sorting_columns()
+                    .row_groups()
+                    .first()
+                    .and_then(|rg| rg.sorting_columns())
                     .into_iter()
                     .flatten()
                     .map(|c| c.column_idx)
@@ -3410,9 +3411,15 @@ mod tests {
             schema.index_of("event_time").unwrap() as i32,
             schema.index_of("event_type").unwrap() as i32,
         );
-        for (sorting, sizes) in event_layout(&time_files) {
+        let layout = event_layout(&time_files);
+        assert_eq!(layout.len(), 6);
+        for (sorting, sizes) in layout {
             assert_eq!(sorting, vec![time_col]);
-            assert_eq!(sizes.len(), 1, "{sizes:?}");
+            assert_eq!(
+                sizes.len(),
+                1,
+                "one row group of every event of the day: {sizes:?}"
+            );
         }
         let layout = event_layout(&type_files);
         assert!(
