@@ -218,15 +218,16 @@ impl Engine {
             config = config.with_batch_size(n);
         }
         let opts = config.options_mut();
-        // Prune row groups with their statistics. The page index stays off:
-        // reading it costs more than the pages it prunes on segment queries
-        // (measured in benchmarks/README.md: the suite's geomean falls from
-        // 1.45 to 1.33x DuckDB at SF 1 and from 1.33 to 1.18x at SF 10 without
-        // it; on event files sorted by event_type it pays, see the layout
-        // sweep there). `SET datafusion.execution.parquet.enable_page_index =
-        // true` turns it back on for a session's scans, Delta tables included
-        // (delta-rs reads the Parquet options of the querying session).
-        opts.execution.parquet.enable_page_index = false;
+        // Prune row groups with their statistics and pages with the page
+        // index. The index pays on files sorted by a filtered column, which
+        // is how Seglake writes event files (by event_type, then time:
+        // `demo::EventOrder`): measured in benchmarks/README.md ("Event-file
+        // layout"), the SF 10 suite runs ~20 % faster with it on those files,
+        // while on files sorted by time alone reading it costs ~8 %.
+        // `SET datafusion.execution.parquet.enable_page_index = false` turns
+        // it off for a session's scans, Delta tables included (delta-rs
+        // reads the Parquet options of the querying session).
+        opts.execution.parquet.enable_page_index = true;
         opts.execution.parquet.pruning = true;
         // Strings as Utf8, not Utf8View: Flight SQL clients (JDBC, older
         // ADBC/pyarrow, BI tools) do not all read view types, and results
