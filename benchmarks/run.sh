@@ -48,7 +48,7 @@ fi
 # (the setting, not the Flight SQL path, is what is measured).
 SET_REPS=${SEGLAKE_BENCH_SETTINGS_REPS:-3}
 PUSHDOWN=datafusion.execution.parquet.pushdown_filters=true,datafusion.execution.parquet.reorder_filters=true
-PAGE_INDEX=datafusion.execution.parquet.enable_page_index=true # off by default
+NO_PAGE_INDEX=datafusion.execution.parquet.enable_page_index=false # on by default
 run_set() { # SF LABEL [flags...]
     local sf=$1 label=$2
     shift 2
@@ -58,24 +58,22 @@ for sf in 1 10; do
     has_scale "$sf" || continue
     run_set "$sf" default
     run_set "$sf" pushdown --set "$PUSHDOWN"
-    run_set "$sf" page-index --set "$PAGE_INDEX"
+    run_set "$sf" no-page-index --set "$NO_PAGE_INDEX"
 done
-# Layout of the event files: row order within a day (by event_type, then
-# time, instead of by time) and row-group size, each generated into its own
-# data directory (the same rows); on the type-sorted files the page index
-# and filter pushdown get statistics that can prune. DuckDB reads the same
-# files, so compare both engines' times, not only the ratio.
+# Layout of the event files (the default: by event_type, then time, 1 M rows
+# per row group): by time instead, and 16 k rows per row group, each
+# generated into its own data directory (the same rows). DuckDB reads the
+# same files, so compare both engines' times, not only the ratio.
 for sf in 1 10; do
     has_scale "$sf" || continue
-    type_dir="$BENCH/data/sf$sf-type"
-    "$BIN" generate --scale "$sf" --out "$type_dir" --event-order type
-    "$BIN" generate --scale "$sf" --out "$type_dir-rg16k" --event-order type --event-row-group-rows 16384
-    "$BIN" generate --scale "$sf" --out "$BENCH/data/sf$sf-rg16k" --event-row-group-rows 16384
-    run_set "$sf" layout-type --data "$type_dir"
-    run_set "$sf" layout-type-page-index --data "$type_dir" --set "$PAGE_INDEX"
-    run_set "$sf" layout-type-rg16k --data "$type_dir-rg16k"
-    run_set "$sf" layout-type-rg16k-pushdown --data "$type_dir-rg16k" --set "$PUSHDOWN"
-    run_set "$sf" layout-rg16k --data "$BENCH/data/sf$sf-rg16k"
+    time_dir="$BENCH/data/sf$sf-time"
+    rg_dir="$BENCH/data/sf$sf-rg16k"
+    "$BIN" generate --scale "$sf" --out "$time_dir" --event-order time
+    "$BIN" generate --scale "$sf" --out "$rg_dir" --event-row-group-rows 16384
+    run_set "$sf" layout-time --data "$time_dir"
+    run_set "$sf" layout-time-no-page-index --data "$time_dir" --set "$NO_PAGE_INDEX"
+    run_set "$sf" layout-rg16k --data "$rg_dir"
+    run_set "$sf" layout-rg16k-pushdown --data "$rg_dir" --set "$PUSHDOWN"
 done
 if has_scale 1; then
     run_set 1 batch32k --batch-size 32768

@@ -35,8 +35,8 @@ pub struct DataInfo {
     #[serde(default)]
     pub warehouse: Option<String>,
     /// How the event files are laid out (absent in files written before
-    /// it could be chosen: the default layout).
-    #[serde(default)]
+    /// it could be chosen, which were sorted by time).
+    #[serde(default = "Layout::by_time")]
     pub layout: Layout,
 }
 
@@ -51,15 +51,25 @@ pub struct Layout {
 }
 
 impl Default for Layout {
+    /// The demo generator's layout.
     fn default() -> Self {
         Self {
-            event_order: Order::Time,
+            event_order: Order::Type,
             event_row_group_rows: MAX_ROW_GROUP_ROWS,
         }
     }
 }
 
 impl Layout {
+    /// The layout of every warehouse generated before the order could be
+    /// chosen.
+    pub fn by_time() -> Self {
+        Self {
+            event_order: Order::Time,
+            ..Self::default()
+        }
+    }
+
     /// The layout in words, for reports.
     pub fn describe(&self) -> String {
         let order = match self.event_order {
@@ -77,9 +87,9 @@ impl Layout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
-    /// By event_time (the generator's default).
+    /// By event_time.
     Time,
-    /// By event_type, then event_time.
+    /// By event_type, then event_time (the generator's default).
     Type,
 }
 
@@ -255,22 +265,26 @@ mod tests {
         assert!(options(0.0, &l).is_err());
         assert!(options(f64::NAN, &l).is_err());
         assert!(options(10_000.0, &l).is_err());
-        let by_type = Layout {
-            event_order: Order::Type,
+        assert_eq!(
+            options(1.0, &l).unwrap().event_order,
+            EventOrder::TypeThenTime
+        );
+        let by_time = Layout {
+            event_order: Order::Time,
             event_row_group_rows: 4096,
         };
-        let o = options(1.0, &by_type).unwrap();
-        assert_eq!(o.event_order, EventOrder::TypeThenTime);
+        let o = options(1.0, &by_time).unwrap();
+        assert_eq!(o.event_order, EventOrder::Time);
         assert_eq!(o.event_row_group_rows, 4096);
         let zero = Layout {
             event_row_group_rows: 0,
-            ..by_type
+            ..by_time
         };
         assert!(options(1.0, &zero).is_err());
     }
 
     #[test]
-    fn info_without_a_layout_reads_as_the_default() {
+    fn info_without_a_layout_reads_as_sorted_by_time() {
         let mut json = serde_json::to_value(DataInfo {
             layout: Layout {
                 event_order: Order::Type,
@@ -282,7 +296,13 @@ mod tests {
         assert_eq!(json["layout"]["event_order"], "type");
         json.as_object_mut().unwrap().remove("layout");
         let info: DataInfo = serde_json::from_value(json).unwrap();
-        assert_eq!(info.layout, Layout::default());
+        assert_eq!(
+            info.layout,
+            Layout {
+                event_order: Order::Time,
+                event_row_group_rows: MAX_ROW_GROUP_ROWS,
+            }
+        );
     }
 
     #[test]
@@ -308,15 +328,13 @@ mod tests {
         let day = dir
             .path()
             .join("demo/events/event_date=2026-11-01/part-00000.parquet");
-        let by_time = std::fs::read(&day).unwrap();
-        let by_type = Layout {
-            event_order: Order::Type,
-            ..layout
-        };
-        let other = generate(0.01, &by_type, dir.path(), false).await.unwrap();
-        assert_ne!(std::fs::read(&day).unwrap(), by_time);
-        assert_eq!(other.layout, by_type);
-        assert_eq!(read_info(dir.path()).unwrap().layout, by_type);
+        let by_type = std::fs::read(&day).unwrap();
+        let by_time = Layout::by_time();
+        assert_ne!(by_time, layout);
+        let other = generate(0.01, &by_time, dir.path(), false).await.unwrap();
+        assert_ne!(std::fs::read(&day).unwrap(), by_type);
+        assert_eq!(other.layout, by_time);
+        assert_eq!(read_info(dir.path()).unwrap().layout, by_time);
         assert_eq!((other.events, other.profiles), (info.events, info.profiles));
     }
 }

@@ -62,7 +62,7 @@ struct GenerateArgs {
         long,
         env = "SEGLAKE_BENCH_EVENT_ORDER",
         value_enum,
-        default_value = "time"
+        default_value = "type"
     )]
     event_order: datagen::Order,
     /// Maximum rows per row group of the event files.
