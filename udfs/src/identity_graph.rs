@@ -95,6 +95,7 @@ impl ByteInterner {
 #[derive(Default)]
 struct IdentifierInterner {
     types: ByteInterner,
+    last_type: Option<u32>,
     hasher: DefaultHashBuilder,
     table: HashTable<Entry>,
     type_of: Vec<u32>,
@@ -124,7 +125,16 @@ impl IdentifierInterner {
     }
 
     fn intern(&mut self, id_type: &[u8], value: &[u8]) -> u32 {
-        let type_id = self.types.intern(id_type);
+        // Few types, repeated row after row: compare with the last one
+        // before hashing.
+        let type_id = match self.last_type {
+            Some(t) if self.types.get(t) == id_type => t,
+            _ => {
+                let t = self.types.intern(id_type);
+                self.last_type = Some(t);
+                t
+            }
+        };
         let hash = narrow(self.hasher.hash_one((type_id, value)));
         let Self {
             table,
@@ -209,6 +219,10 @@ impl UnionFind {
 /// Accumulates input rows.
 pub struct IdentityGraphBuilder {
     records: ByteInterner,
+    /// The record of the previous row: identifier tables list a record's
+    /// identifiers one after the other, so most rows repeat it, and a
+    /// comparison with bytes still in cache saves a hash table probe.
+    last_record: Option<u32>,
     identifiers: IdentifierInterner,
     /// `(identifier << 32) | record`
     links: Vec<u64>,
@@ -225,6 +239,7 @@ impl IdentityGraphBuilder {
     pub fn new() -> Self {
         Self {
             records: ByteInterner::new(),
+            last_record: None,
             identifiers: IdentifierInterner::new(),
             links: Vec::new(),
             rows: 0,
@@ -244,7 +259,14 @@ impl IdentityGraphBuilder {
             return;
         };
         self.rows += 1;
-        let record = self.records.intern(record_id);
+        let record = match self.last_record {
+            Some(r) if self.records.get(r) == record_id => r,
+            _ => {
+                let r = self.records.intern(record_id);
+                self.last_record = Some(r);
+                r
+            }
+        };
         if let (Some(id_type), Some(id_value)) = (id_type, id_value)
             && !id_value.is_empty()
         {
@@ -510,6 +532,36 @@ mod tests {
         .collect();
         assert_eq!(out, expected);
         assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn runs_of_one_record_and_of_one_type() {
+        // The builder remembers the previous row's record and type: runs,
+        // a record coming back after another, types that are prefixes of
+        // each other, and NULLs between rows of a run.
+        let rows = vec![
+            row("a", "email", "x"),
+            row("a", "phone", "1"),
+            row("a", "phone", "1"),
+            (None, Some("phone".into()), Some("2".into())),
+            row("a", "e", "x"),
+            row("b", "emai", "x"),
+            row("b", "phone", "2"),
+            row("a", "email", "y"),
+            row("c", "e", "x"),
+            (Some("c".into()), None, Some("x".into())),
+            row("c", "phone", "2"),
+            row("d", "email", "y"),
+            row("ab", "email", "q"),
+        ];
+        let expected = reference(&rows, 100);
+        assert_eq!(run(&rows, 100), expected);
+        // a, c (e/x), b (phone 2 with c), d (email y with a); ab alone.
+        let person = |r: &str| expected.0[r].clone();
+        for r in ["a", "b", "c", "d"] {
+            assert_eq!(person(r), ("a".into(), 4), "{r}");
+        }
+        assert_eq!(person("ab"), ("ab".into(), 1));
     }
 
     #[test]
