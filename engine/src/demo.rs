@@ -95,7 +95,7 @@ pub struct DemoOptions {
 /// `event_type` (and on a window of days, which the `event_date` partitions
 /// prune), so with the page index (on by default, see
 /// `Engine::session_state`) a scan reads only the pages of the types it asks
-/// for. Measured in benchmarks/README.md ("Event-file layout"): the suite
+/// for. Measured in benchmarks/README.md ("Settings"): the suite
 /// runs ~20 % faster at SF 10 than on files sorted by time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EventOrder {

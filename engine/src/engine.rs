@@ -220,10 +220,11 @@ impl Engine {
         let opts = config.options_mut();
         // Prune row groups with their statistics and pages with the page
         // index. The index pays on files sorted by a filtered column, which
-        // is how Seglake writes event files (by event_type, then time:
-        // `demo::EventOrder`): measured in benchmarks/README.md ("Event-file
-        // layout"), the SF 10 suite runs ~20 % faster with it on those files,
-        // while on files sorted by time alone reading it costs ~8 %.
+        // is how the demo writes event files (by event_type, then time:
+        // `demo::EventOrder`; managed-table writes are not sorted yet):
+        // measured in benchmarks/README.md ("Settings"), the SF 10 suite runs
+        // ~20 % faster with it on those files, while on files sorted by time
+        // alone reading it costs 4-8 %.
         // `SET datafusion.execution.parquet.enable_page_index = false` turns
         // it off for a session's scans, Delta tables included (delta-rs
         // reads the Parquet options of the querying session).
