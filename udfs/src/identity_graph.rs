@@ -2,7 +2,9 @@
 //!
 //! Rows `(record_id, id_type, id_value)` are interned into dense `u32` ids
 //! (records, and identifiers `(id_type, id_value)`), with hash tables over
-//! the bytes kept in one arena per kind: no per-row allocation. Every usable
+//! the bytes kept in one arena per kind: no per-row allocation. The two
+//! tables are independent, so [`IdentityGraphBuilder::add_chunk`] can fill
+//! them on two threads (the ids stay those of row order). Every usable
 //! row becomes a link `identifier -> record`. [`IdentityGraphBuilder::finish`]
 //! sorts and deduplicates the links, drops identifiers shared by more than
 //! `max_records_per_identifier` distinct records (the over-merge guard), and
@@ -216,13 +218,85 @@ impl UnionFind {
     }
 }
 
-/// Accumulates input rows.
-pub struct IdentityGraphBuilder {
+/// A column of byte strings the builder reads rows from (an Arrow string
+/// array of any layout in `stitch_identities`; plain vectors in tests).
+pub trait ByteColumn: Sync {
+    /// Number of rows.
+    fn len(&self) -> usize;
+    /// The bytes of row `i`, `None` for NULL.
+    fn value(&self, i: usize) -> Option<&[u8]>;
+    /// Whether the column has no rows.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Rows of the input, column by column: `record_id`, `id_type`, `id_value`
+/// (the same number of rows in each).
+pub struct Rows<C> {
+    pub record_id: C,
+    pub id_type: C,
+    pub id_value: C,
+}
+
+/// Interns records; remembers the previous row's record.
+struct RecordInterner {
     records: ByteInterner,
     /// The record of the previous row: identifier tables list a record's
     /// identifiers one after the other, so most rows repeat it, and a
     /// comparison with bytes still in cache saves a hash table probe.
-    last_record: Option<u32>,
+    last: Option<u32>,
+}
+
+impl RecordInterner {
+    fn intern(&mut self, record_id: &[u8]) -> u32 {
+        match self.last {
+            Some(r) if self.records.get(r) == record_id => r,
+            _ => {
+                let r = self.records.intern(record_id);
+                self.last = Some(r);
+                r
+            }
+        }
+    }
+
+    /// The record of every row of `chunk`, in row order.
+    fn intern_chunk<C: ByteColumn>(&mut self, chunk: &[Rows<C>]) -> Vec<Option<u32>> {
+        let mut out = Vec::with_capacity(chunk.iter().map(|c| c.record_id.len()).sum());
+        for rows in chunk {
+            for i in 0..rows.record_id.len() {
+                out.push(rows.record_id.value(i).map(|r| self.intern(r)));
+            }
+        }
+        out
+    }
+}
+
+impl IdentifierInterner {
+    /// The identifier of every row of `chunk` that links its record: a
+    /// record id, an id type and a non-empty id value.
+    fn intern_chunk<C: ByteColumn>(&mut self, chunk: &[Rows<C>]) -> Vec<Option<u32>> {
+        let mut out = Vec::with_capacity(chunk.iter().map(|c| c.record_id.len()).sum());
+        for rows in chunk {
+            for i in 0..rows.record_id.len() {
+                let identifier = match (
+                    rows.record_id.value(i),
+                    rows.id_type.value(i),
+                    rows.id_value.value(i),
+                ) {
+                    (Some(_), Some(t), Some(v)) if !v.is_empty() => Some(self.intern(t, v)),
+                    _ => None,
+                };
+                out.push(identifier);
+            }
+        }
+        out
+    }
+}
+
+/// Accumulates input rows.
+pub struct IdentityGraphBuilder {
+    records: RecordInterner,
     identifiers: IdentifierInterner,
     /// `(identifier << 32) | record`
     links: Vec<u64>,
@@ -238,40 +312,52 @@ impl Default for IdentityGraphBuilder {
 impl IdentityGraphBuilder {
     pub fn new() -> Self {
         Self {
-            records: ByteInterner::new(),
-            last_record: None,
+            records: RecordInterner {
+                records: ByteInterner::new(),
+                last: None,
+            },
             identifiers: IdentifierInterner::new(),
             links: Vec::new(),
             rows: 0,
         }
     }
 
-    /// Adds one input row. A NULL `record_id` ignores the row; a NULL
+    /// Adds the rows of `chunk`. A NULL `record_id` ignores the row; a NULL
     /// `id_type`, or a NULL or empty `id_value`, registers the record
     /// without linking it.
-    pub fn add_row(
-        &mut self,
-        record_id: Option<&[u8]>,
-        id_type: Option<&[u8]>,
-        id_value: Option<&[u8]>,
-    ) {
-        let Some(record_id) = record_id else {
-            return;
+    ///
+    /// With `parallel`, records are interned on a second thread while this
+    /// one interns the identifiers: the two hash tables are independent,
+    /// and each still sees the rows in order, so the ids (and the result)
+    /// are the same as without. Interning is most of the work and is bound
+    /// by cache misses in tables of millions of entries; a spawn per chunk
+    /// costs tens of microseconds, so give it chunks of tens of thousands of
+    /// rows.
+    pub fn add_chunk<C: ByteColumn>(&mut self, chunk: &[Rows<C>], parallel: bool) {
+        let Self {
+            records,
+            identifiers,
+            links,
+            rows,
+        } = self;
+        let (record_of, identifier_of) = if parallel {
+            std::thread::scope(|s| {
+                let records = s.spawn(|| records.intern_chunk(chunk));
+                let identifiers = identifiers.intern_chunk(chunk);
+                let records = records
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (records, identifiers)
+            })
+        } else {
+            (records.intern_chunk(chunk), identifiers.intern_chunk(chunk))
         };
-        self.rows += 1;
-        let record = match self.last_record {
-            Some(r) if self.records.get(r) == record_id => r,
-            _ => {
-                let r = self.records.intern(record_id);
-                self.last_record = Some(r);
-                r
+        for (record, identifier) in record_of.into_iter().zip(identifier_of) {
+            let Some(record) = record else { continue };
+            *rows += 1;
+            if let Some(identifier) = identifier {
+                links.push(((identifier as u64) << 32) | record as u64);
             }
-        };
-        if let (Some(id_type), Some(id_value)) = (id_type, id_value)
-            && !id_value.is_empty()
-        {
-            let identifier = self.identifiers.intern(id_type, id_value);
-            self.links.push(((identifier as u64) << 32) | record as u64);
         }
     }
 
@@ -282,7 +368,7 @@ impl IdentityGraphBuilder {
 
     /// Approximate heap memory in use, in bytes.
     pub fn memory_size(&self) -> usize {
-        self.records.memory_size()
+        self.records.records.memory_size()
             + self.identifiers.memory_size()
             + self.links.capacity() * size_of::<u64>()
     }
@@ -295,6 +381,7 @@ impl IdentityGraphBuilder {
             mut links,
             ..
         } = self;
+        let records = records.records;
         links.sort_unstable();
         links.dedup();
 
@@ -474,15 +561,52 @@ mod tests {
         (result, dropped)
     }
 
-    fn run(rows: &[Row], max: u64) -> Stitched {
-        let mut b = IdentityGraphBuilder::new();
-        for (r, t, v) in rows {
-            b.add_row(
-                r.as_deref().map(str::as_bytes),
-                t.as_deref().map(str::as_bytes),
-                v.as_deref().map(str::as_bytes),
-            );
+    /// One column of test rows.
+    struct Col(Vec<Option<Vec<u8>>>);
+
+    impl ByteColumn for Col {
+        fn len(&self) -> usize {
+            self.0.len()
         }
+        fn value(&self, i: usize) -> Option<&[u8]> {
+            self.0[i].as_deref()
+        }
+    }
+
+    /// Rows cut into pieces of `piece` rows (one `Rows` each), `per_chunk`
+    /// pieces per chunk.
+    fn chunks(rows: &[Row], piece: usize, per_chunk: usize) -> Vec<Vec<Rows<Col>>> {
+        let col = |rows: &[Row], f: fn(&Row) -> &Option<String>| {
+            Col(rows
+                .iter()
+                .map(|r| f(r).as_ref().map(|s| s.as_bytes().to_vec()))
+                .collect())
+        };
+        let pieces: Vec<Rows<Col>> = rows
+            .chunks(piece)
+            .map(|p| Rows {
+                record_id: col(p, |r| &r.0),
+                id_type: col(p, |r| &r.1),
+                id_value: col(p, |r| &r.2),
+            })
+            .collect();
+        let mut out = vec![];
+        let mut pieces = pieces.into_iter().peekable();
+        while pieces.peek().is_some() {
+            out.push(pieces.by_ref().take(per_chunk).collect());
+        }
+        out
+    }
+
+    fn stitch(rows: &[Row], max: u64, chunked: &[Vec<Rows<Col>>], parallel: bool) -> Stitched {
+        let mut b = IdentityGraphBuilder::new();
+        for chunk in chunked {
+            b.add_chunk(chunk, parallel);
+        }
+        assert_eq!(
+            b.rows(),
+            rows.iter().filter(|r| r.0.is_some()).count() as u64
+        );
         let g = b.finish(max);
         let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
         let mut out = BTreeMap::new();
@@ -497,6 +621,15 @@ mod tests {
             })
             .collect();
         (out, dropped)
+    }
+
+    /// Stitches `rows` in one chunk on one thread, and in chunks of several
+    /// pieces on two threads: both must agree.
+    fn run(rows: &[Row], max: u64) -> Stitched {
+        let serial = stitch(rows, max, &chunks(rows, rows.len().max(1), 1), false);
+        let parallel = stitch(rows, max, &chunks(rows, 7, 3), true);
+        assert_eq!(serial, parallel, "serial and parallel interning differ");
+        serial
     }
 
     fn row(r: &str, t: &str, v: &str) -> Row {

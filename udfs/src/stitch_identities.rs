@@ -15,7 +15,9 @@
 //!   [`StitchIdentitiesExec`].
 //! * [`StitchIdentitiesExec`] requires a single input partition (it coalesces
 //!   its child when needed), consumes the whole input into an
-//!   [`IdentityGraphBuilder`], computes the components and emits them in
+//!   [`IdentityGraphBuilder`] (in chunks of whole batches, interning records
+//!   and identifiers on two threads when the session has more than one
+//!   target partition), computes the components and emits them in
 //!   batches of the session batch size. Dropping its stream stops the work.
 //!   It is shipped to workers by [`crate::SeglakeCodec`] (mode and maximum in
 //!   the payload, the child through datafusion-proto's own children).
@@ -60,7 +62,7 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 
 use crate::docs::SECTION_TABLE;
-use crate::identity_graph::{IdentityGraph, IdentityGraphBuilder};
+use crate::identity_graph::{ByteColumn, IdentityGraph, IdentityGraphBuilder, Rows};
 use crate::strings::is_string_type;
 
 /// Name of the table function.
@@ -611,15 +613,33 @@ impl ExecutionPlan for StitchIdentitiesExec {
         let reservation =
             MemoryConsumer::new("StitchIdentitiesExec").register(context.memory_pool());
 
+        // Interning is split over two threads when the session may use
+        // more than one core (see `IdentityGraphBuilder::add_chunk`).
+        let parallel = context.session_config().target_partitions() > 1;
+
         let out_schema = Arc::clone(&schema);
         let graph = futures::stream::once(async move {
             let mut builder = IdentityGraphBuilder::new();
-            while let Some(batch) = input.next().await {
-                let batch = batch?;
-                let _timer = baseline.elapsed_compute().timer();
-                input_rows.add(batch.num_rows());
-                add_batch(&mut builder, &batch)?;
-                reservation.try_resize(builder.memory_size())?;
+            let mut pending = Vec::new();
+            let mut pending_rows = 0;
+            loop {
+                let batch = input.next().await.transpose()?;
+                let done = batch.is_none();
+                if let Some(batch) = batch {
+                    input_rows.add(batch.num_rows());
+                    pending_rows += batch.num_rows();
+                    pending.push(batch);
+                }
+                if pending_rows >= CHUNK_ROWS || (done && !pending.is_empty()) {
+                    let _timer = baseline.elapsed_compute().timer();
+                    add_batches(&mut builder, &pending, parallel)?;
+                    pending.clear();
+                    pending_rows = 0;
+                    reservation.try_resize(builder.memory_size())?;
+                }
+                if done {
+                    break;
+                }
             }
             let graph = {
                 let _timer = baseline.elapsed_compute().timer();
@@ -672,9 +692,19 @@ impl<'a> StrColumn<'a> {
             t => return exec_err!("stitch_identities: expected a string column, got {t}"),
         })
     }
+}
+
+impl ByteColumn for StrColumn<'_> {
+    fn len(&self) -> usize {
+        match self {
+            StrColumn::Utf8(a) => a.len(),
+            StrColumn::Large(a) => a.len(),
+            StrColumn::View(a) => a.len(),
+        }
+    }
 
     #[inline]
-    fn get(&self, i: usize) -> Option<&'a [u8]> {
+    fn value(&self, i: usize) -> Option<&[u8]> {
         match self {
             StrColumn::Utf8(a) => a.is_valid(i).then(|| a.value(i).as_bytes()),
             StrColumn::Large(a) => a.is_valid(i).then(|| a.value(i).as_bytes()),
@@ -683,20 +713,38 @@ impl<'a> StrColumn<'a> {
     }
 }
 
-/// Feeds one input batch (`record_id, id_type, id_value` first) to `builder`.
-pub(crate) fn add_batch(builder: &mut IdentityGraphBuilder, batch: &RecordBatch) -> Result<()> {
-    if batch.num_columns() < 3 {
-        return exec_err!(
-            "stitch_identities: expected 3 input columns, got {}",
-            batch.num_columns()
-        );
+/// Input rows are fed to the builder in chunks of about this many rows
+/// (whole batches), so that a parallel chunk's thread spawn is amortised.
+const CHUNK_ROWS: usize = 65_536;
+
+/// Chunks smaller than this (the end of the input, small inputs) are
+/// interned on one thread.
+const PARALLEL_MIN_ROWS: usize = 16_384;
+
+/// Feeds input batches (`record_id, id_type, id_value` first) to `builder`
+/// as one chunk.
+pub(crate) fn add_batches(
+    builder: &mut IdentityGraphBuilder,
+    batches: &[RecordBatch],
+    parallel: bool,
+) -> Result<()> {
+    let mut chunk = Vec::with_capacity(batches.len());
+    let mut rows = 0;
+    for batch in batches {
+        if batch.num_columns() < 3 {
+            return exec_err!(
+                "stitch_identities: expected 3 input columns, got {}",
+                batch.num_columns()
+            );
+        }
+        chunk.push(Rows {
+            record_id: StrColumn::new(batch.column(0))?,
+            id_type: StrColumn::new(batch.column(1))?,
+            id_value: StrColumn::new(batch.column(2))?,
+        });
+        rows += batch.num_rows();
     }
-    let record_id = StrColumn::new(batch.column(0))?;
-    let id_type = StrColumn::new(batch.column(1))?;
-    let id_value = StrColumn::new(batch.column(2))?;
-    for i in 0..batch.num_rows() {
-        builder.add_row(record_id.get(i), id_type.get(i), id_value.get(i));
-    }
+    builder.add_chunk(&chunk, parallel && rows >= PARALLEL_MIN_ROWS);
     Ok(())
 }
 
