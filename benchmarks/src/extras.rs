@@ -173,11 +173,18 @@ pub fn markdown(r: &ExtraReport) -> String {
         Extra::Transfer => {
             let _ = writeln!(s, "| path | rows | median s | median MB/s (Arrow bytes) |");
             let _ = writeln!(s, "|---|---:|---:|---:|");
-            for key in ["flight", "pyarrow_local"] {
-                let runs = r.result[key].as_array().unwrap_or(&empty);
+            // `flight_raw` is missing from results of before session 9.
+            for (key, path) in [
+                ("flight", "Flight SQL, ADBC (`flight`)"),
+                ("flight_raw", "Flight SQL, pyarrow.flight (`flight_raw`)"),
+                ("pyarrow_local", "local, pyarrow (`pyarrow_local`)"),
+            ] {
+                let Some(runs) = r.result[key].as_array() else {
+                    continue;
+                };
                 let _ = writeln!(
                     s,
-                    "| {key} | {} | {:.3} | {:.0} |",
+                    "| {path} | {} | {:.3} | {:.0} |",
                     runs.first().and_then(|x| x["rows"].as_u64()).unwrap_or(0),
                     median_of(runs, "seconds").unwrap_or(f64::NAN),
                     median_of(runs, "mb_per_s").unwrap_or(f64::NAN)
@@ -263,7 +270,10 @@ mod tests {
             serde_json::json!({"flight": [{"seconds": 2.0, "rows": 10, "mb_per_s": 500.0}],
                                "pyarrow_local": [{"seconds": 1.0, "rows": 10, "mb_per_s": 900.0}]}),
         );
-        assert!(markdown(&t).contains("| flight | 10 | 2.000 | 500 |"));
+        let md = markdown(&t);
+        assert!(md.contains("| Flight SQL, ADBC (`flight`) | 10 | 2.000 | 500 |"));
+        assert!(md.contains("| local, pyarrow (`pyarrow_local`) | 10 | 1.000 | 900 |"));
+        assert!(!md.contains("flight_raw"), "absent path printed");
         let c = base(
             Extra::Concurrency,
             serde_json::json!({"levels": [{"clients": 4, "queries": 8, "errors": 0,
