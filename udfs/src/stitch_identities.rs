@@ -723,7 +723,7 @@ const PARALLEL_MIN_ROWS: usize = 16_384;
 
 /// Feeds input batches (`record_id, id_type, id_value` first) to `builder`
 /// as one chunk.
-pub(crate) fn add_batches(
+fn add_batches(
     builder: &mut IdentityGraphBuilder,
     batches: &[RecordBatch],
     parallel: bool,
