@@ -1,5 +1,6 @@
 //! The one place where errors become gRPC statuses.
 
+use arrow_flight::error::FlightError;
 use seglake_engine::{EngineError, ErrorKind};
 use thiserror::Error;
 use tonic::{Code, Status};
@@ -20,13 +21,23 @@ pub enum ServerError {
     InvalidArgument(String),
 
     #[error("{0}")]
+    NotFound(String),
+
+    #[error("{0}")]
     Unimplemented(String),
+
+    /// A failure of the server itself, never the client's fault.
+    #[error("{0}")]
+    Internal(String),
 
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
 
+    /// From Arrow Flight: a status received from the client or the
+    /// transport (sent back as it is), or a failure to decode or encode
+    /// Flight data (internal, as arrow-flight reports it).
     #[error(transparent)]
-    Flight(#[from] arrow_flight::error::FlightError),
+    Flight(#[from] FlightError),
 
     #[error("transport error: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -36,6 +47,13 @@ pub enum ServerError {
 
     #[error("invalid configuration: {0}")]
     Config(String),
+}
+
+impl ServerError {
+    /// A failure of the server itself (e.g. building a result it sends).
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal(e.to_string())
+    }
 }
 
 impl From<datafusion::error::DataFusionError> for ServerError {
@@ -61,24 +79,35 @@ fn engine_code(kind: ErrorKind) -> Code {
     }
 }
 
+fn code(e: &ServerError) -> Code {
+    match e {
+        ServerError::Engine(e) => engine_code(e.kind()),
+        ServerError::Unauthenticated(_) => Code::Unauthenticated,
+        ServerError::PermissionDenied(_) => Code::PermissionDenied,
+        ServerError::InvalidArgument(_) | ServerError::Arrow(_) => Code::InvalidArgument,
+        ServerError::NotFound(_) => Code::NotFound,
+        ServerError::Unimplemented(_) => Code::Unimplemented,
+        ServerError::Internal(_) => Code::Internal,
+        ServerError::Flight(FlightError::Tonic(s)) => s.code(),
+        ServerError::Flight(_) => Code::Internal,
+        ServerError::Transport(_) | ServerError::Io(_) => Code::Unavailable,
+        ServerError::Config(_) => Code::InvalidArgument,
+    }
+}
+
 impl From<ServerError> for Status {
     fn from(e: ServerError) -> Self {
-        let code = match &e {
-            ServerError::Engine(e) => engine_code(e.kind()),
-            ServerError::Unauthenticated(_) => Code::Unauthenticated,
-            ServerError::PermissionDenied(_) => Code::PermissionDenied,
-            ServerError::InvalidArgument(_) | ServerError::Arrow(_) => Code::InvalidArgument,
-            ServerError::Unimplemented(_) => Code::Unimplemented,
-            ServerError::Flight(arrow_flight::error::FlightError::Tonic(s)) => s.code(),
-            ServerError::Flight(_) => Code::InvalidArgument,
-            ServerError::Transport(_) | ServerError::Io(_) => Code::Unavailable,
-            ServerError::Config(_) => Code::InvalidArgument,
-        };
+        let code = code(&e);
         if code == Code::Internal {
             tracing::error!(error = %e, "internal error");
         } else {
             tracing::debug!(error = %e, ?code, "request failed");
         }
-        Status::new(code, e.to_string())
+        match e {
+            // Arrow Flight's own conversion: a received status unchanged,
+            // anything else internal with the error's own message.
+            ServerError::Flight(e) => Status::from(e),
+            e => Status::new(code, e.to_string()),
+        }
     }
 }
