@@ -554,6 +554,24 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// SetSessionOptions { key: SessionOptionValue { string_value: value } }:
+/// field 1 map entry (field 1 key, field 2 value message with its field 1
+/// string), encoded by hand.
+fn set_option(key: &str, value: &str) -> Action {
+    let mut option = vec![0x0a, value.len() as u8];
+    option.extend_from_slice(value.as_bytes());
+    let mut entry = vec![0x0a, key.len() as u8];
+    entry.extend_from_slice(key.as_bytes());
+    entry.extend_from_slice(&[0x12, option.len() as u8]);
+    entry.extend_from_slice(&option);
+    let mut body = vec![0x0a, entry.len() as u8];
+    body.extend_from_slice(&entry);
+    Action {
+        r#type: "SetSessionOptions".into(),
+        body: body.into(),
+    }
+}
+
 #[tokio::test]
 async fn session_options_and_close() {
     let server = TestServer::start(false).await;
@@ -579,23 +597,51 @@ async fn session_options_and_close() {
     c.execute_update("CREATE SCHEMA crm".into(), None)
         .await
         .unwrap();
-    // SetSessionOptions { "schema": "crm" }: field 1 map entry, key "schema",
-    // value SessionOptionValue { string_value = "crm" }.
-    let value = [0x0a, 3, b'c', b'r', b'm'];
-    let mut entry = vec![0x0a, 6];
-    entry.extend_from_slice(b"schema");
-    entry.extend_from_slice(&[0x12, value.len() as u8]);
-    entry.extend_from_slice(&value);
-    let mut body = vec![0x0a, entry.len() as u8];
-    body.extend_from_slice(&entry);
-    let set = Action {
-        r#type: "SetSessionOptions".into(),
-        body: body.into(),
-    };
-    let results: Vec<_> = c.do_action(set).await.unwrap().try_collect().await.unwrap();
+    let results: Vec<_> = c
+        .do_action(set_option("schema", "crm"))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(results[0].body.is_empty(), "no errors reported");
+    let results: Vec<_> = c
+        .do_action(get.clone())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&results[0].body).contains("crm"));
+
+    // Seglake's own settings are session options too.
+    let text = String::from_utf8_lossy(&results[0].body).to_string();
+    assert!(text.contains("seglake.write_row_group_rows"), "{text}");
+    assert!(!text.contains("4321"), "{text}");
+    let results: Vec<_> = c
+        .do_action(set_option("seglake.write_row_group_rows", "4321"))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert!(results[0].body.is_empty(), "no errors reported");
     let results: Vec<_> = c.do_action(get).await.unwrap().try_collect().await.unwrap();
-    assert!(String::from_utf8_lossy(&results[0].body).contains("crm"));
+    assert!(String::from_utf8_lossy(&results[0].body).contains("4321"));
+    // An unknown setting is reported as an error of that option.
+    for (key, value) in [
+        ("seglake.no_such_setting", "1"),
+        ("seglake.write_row_group_rows", "many"),
+    ] {
+        let results: Vec<_> = c
+            .do_action(set_option(key, value))
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(!results[0].body.is_empty(), "{key} = {value}: no error");
+    }
 
     let close = Action {
         r#type: "CloseSession".into(),

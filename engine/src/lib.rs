@@ -1,30 +1,41 @@
 //! Seglake's engine: the warehouse and its catalog seen through DataFusion,
-//! sessions that run SQL (with Seglake's custom statements), ingest, and the
-//! demo data generator.
+//! and sessions that take every statement through one pipeline.
+//!
+//! Layers, each using only the ones before it (docs/architecture.md,
+//! checked by `scripts/check-layers`):
+//! `storage` (warehouse, object stores, Delta tables) → `sql` (the
+//! front-end: parse once) → `catalog` (DataFusion providers over a catalog
+//! snapshot, system tables) → `distributed` (workers, codec) → `pipeline`
+//! (statement context, plan, the one check) → `commands` (what each
+//! statement does) → `session` (the dispatcher) → `engine` (the
+//! composition root).
 
-mod catalog_provider;
-pub mod delta;
-pub mod delta_dist;
-pub mod demo;
+mod arrow_cast;
+mod catalog;
+mod commands;
+mod config;
 pub mod distributed;
 mod engine;
 mod error;
-mod ingest;
-mod managed;
 mod optimizer;
-mod segments;
-pub mod sql;
-mod statements;
-mod system;
+pub mod pipeline;
+mod scheduler;
+mod session;
+mod sql;
+mod storage;
 
-pub use engine::{
-    Engine, EngineConfig, Outcome, PlannedQuery, Prepared, Session, StatementKind, TableInfo,
-};
+pub use arrow_cast::cast_batch;
+pub use config::SeglakeOptions;
+pub use engine::{Engine, EngineConfig};
 pub use error::{EngineError, ErrorKind, Result};
-pub use ingest::{IngestMode, cast_batch};
+pub use pipeline::{IngestMode, Outcome, StatementKind};
 pub use seglake_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, S3Options, SYSTEM_SCHEMA};
-pub use segments::schedule::SCHEDULER_USER;
+pub use seglake_demo as demo;
+pub use session::{PlannedQuery, Prepared, Session, TableInfo};
 
 /// Re-exported so that callers use the exact versions the engine uses.
 pub use datafusion;
 pub use datafusion_distributed;
+
+/// The user scheduled refreshes run as (recorded in the commit history).
+pub use scheduler::SCHEDULER_USER;

@@ -5,6 +5,9 @@
 //! one consistent catalog and sees every change committed before it started,
 //! by this server or any other sharing the warehouse.
 
+pub(crate) mod segments;
+pub(crate) mod system;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -20,9 +23,9 @@ use datafusion::error::{DataFusionError, Result};
 use seglake_catalog::{SYSTEM_SCHEMA, Snapshot, TableEntry, TableFormat};
 
 use crate::Engine;
-use crate::delta::TimeTravel;
-use crate::statements::TIME_TRAVEL_SCHEMA;
-use crate::system::SystemSchema;
+use crate::sql::TIME_TRAVEL_SCHEMA;
+use crate::storage::delta::TimeTravel;
+use system::SystemSchema;
 
 #[derive(Debug)]
 pub struct SnapshotCatalog {
@@ -58,7 +61,7 @@ impl CatalogProvider for SnapshotCatalog {
             )));
         }
         if name == seglake_catalog::SEGMENTS_SCHEMA {
-            return Some(Arc::new(crate::segments::SegmentsSchema::new(
+            return Some(Arc::new(segments::SegmentsSchema::new(
                 Arc::clone(&self.engine),
                 Arc::clone(&self.snapshot),
             )));
@@ -99,6 +102,16 @@ impl SchemaProvider for SnapshotSchema {
             )),
             None => Ok(None),
         }
+    }
+
+    /// Every table of the snapshot is a base table: listing
+    /// (`information_schema.tables`, Flight SQL `GetTables`) reads no Delta
+    /// log.
+    async fn table_type(&self, name: &str) -> Result<Option<datafusion::logical_expr::TableType>> {
+        Ok(self
+            .tables
+            .contains_key(name)
+            .then_some(datafusion::logical_expr::TableType::Base))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -150,6 +163,26 @@ impl SchemaProvider for TimeTravelSchema {
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Some(provider))
+    }
+
+    /// A version of a managed table of the snapshot is a base table; no
+    /// Delta log is read to say so.
+    async fn table_type(&self, name: &str) -> Result<Option<datafusion::logical_expr::TableType>> {
+        let Some((table, at)) = name.rsplit_once('@') else {
+            return Ok(None);
+        };
+        if TimeTravel::decode(at).is_none() {
+            return Ok(None);
+        }
+        let (schema, table) = table
+            .split_once('.')
+            .unwrap_or((seglake_catalog::DEFAULT_SCHEMA, table));
+        let managed = self
+            .snapshot
+            .state
+            .table(schema, table)
+            .is_ok_and(|entry| entry.format == TableFormat::Delta);
+        Ok(managed.then_some(datafusion::logical_expr::TableType::Base))
     }
 
     fn table_exist(&self, _name: &str) -> bool {

@@ -19,10 +19,12 @@ use seglake_catalog::{
 };
 use tracing::info;
 
-use crate::delta::{commit_properties, drop_forgotten, session_for_delta};
-use crate::ingest::writer_properties;
-use crate::statements::{ProfileId, SeglakeStatement, object_name_parts};
-use crate::{EngineError, Outcome, Result, Session};
+use crate::commands::ingest::writer_properties;
+use crate::pipeline::StatementContext;
+use crate::sql::seglake::object_name_parts;
+use crate::sql::{ProfileId, SeglakeStatement};
+use crate::storage::delta::{commit_properties, drop_forgotten, session_for_delta};
+use crate::{EngineError, Outcome, Result};
 
 /// The shortest `VACUUM` retention that also deletes data files no commit
 /// references: a write uploads its files before its commit, so a shorter
@@ -36,7 +38,7 @@ pub(crate) enum WriteMode {
     Overwrite,
 }
 
-impl Session {
+impl StatementContext {
     /// Runs a statement parsed by [`crate::statements`].
     pub(crate) async fn run_seglake(&self, statement: SeglakeStatement) -> Result<Outcome> {
         let rows = match statement {
@@ -161,7 +163,7 @@ impl Session {
             }
         }
         let file_schema = Arc::new(plain_schema(&schema));
-        crate::catalog_provider::validate_schema(&file_schema)?;
+        crate::catalog::validate_schema(&file_schema)?;
         for p in partition_by {
             if file_schema.field_with_name(p).is_err() {
                 return Err(EngineError::InvalidArgument(format!(
@@ -205,7 +207,7 @@ impl Session {
             Ok(rows) => rows,
             Err(e) => {
                 let _ =
-                    crate::engine::delete_prefix(engine.warehouse().store().as_ref(), &dir).await;
+                    crate::commands::delete_prefix(engine.warehouse().store().as_ref(), &dir).await;
                 return Err(e);
             }
         };
@@ -232,7 +234,7 @@ impl Session {
             }
             Err(e) => {
                 let _ =
-                    crate::engine::delete_prefix(engine.warehouse().store().as_ref(), &dir).await;
+                    crate::commands::delete_prefix(engine.warehouse().store().as_ref(), &dir).await;
                 match e {
                     seglake_catalog::CatalogError::TableExists { .. } => Ok(CreateResult::Raced),
                     e => Err(e.into()),
@@ -256,7 +258,7 @@ impl Session {
             .write(vec![])
             .with_input_plan(plan)
             .with_session_state(session_for_delta(self.context()))
-            .with_writer_properties(writer_properties())
+            .with_writer_properties(writer_properties(self.context().state().config().options()))
             .with_commit_properties(commit_properties(self.user(), &[]))
             .with_cast_safety(false);
         write = match mode {
@@ -266,7 +268,7 @@ impl Session {
                 .with_schema_mode(SchemaMode::Overwrite),
         };
         let table = write.await?;
-        let rows = crate::delta::last_commit_rows_added(&table).await?;
+        let rows = crate::storage::delta::last_commit_rows_added(&table).await?;
         Ok((table, rows))
     }
 
@@ -315,7 +317,7 @@ impl Session {
         let mut op = table
             .delete()
             .with_session_state(session_for_delta(self.context()))
-            .with_writer_properties(writer_properties())
+            .with_writer_properties(writer_properties(self.context().state().config().options()))
             .with_commit_properties(commit_properties(self.user(), &[]));
         if let Some(predicate) = &d.selection {
             op = op.with_predicate(predicate.to_string());
@@ -351,7 +353,7 @@ impl Session {
         let mut op = table
             .update()
             .with_session_state(session_for_delta(self.context()))
-            .with_writer_properties(writer_properties())
+            .with_writer_properties(writer_properties(self.context().state().config().options()))
             .with_commit_properties(commit_properties(self.user(), &[]))
             .with_safe_cast(false);
         for a in &u.assignments {
@@ -434,7 +436,7 @@ impl Session {
             .with_source_alias(source_alias)
             .with_target_alias(target_alias)
             .with_session_state(session_for_delta(self.context()))
-            .with_writer_properties(writer_properties())
+            .with_writer_properties(writer_properties(self.context().state().config().options()))
             .with_commit_properties(commit_properties(self.user(), &[]))
             .with_safe_cast(false);
         let columns: Vec<String> = entry
@@ -563,7 +565,7 @@ impl Session {
         let (_, metrics) = table
             .optimize()
             .with_session_state(session_for_delta(self.context()))
-            .with_writer_properties(writer_properties())
+            .with_writer_properties(writer_properties(self.context().state().config().options()))
             .with_commit_properties(commit_properties(self.user(), &[]))
             .await?;
         info!(user = %self.user(), table = %format!("{schema}.{table_name}"),
@@ -639,7 +641,9 @@ impl Session {
                     .delete()
                     .with_predicate(format!("profile_id = '{}'", profile_id.replace('\'', "''")))
                     .with_session_state(session_for_delta(self.context()))
-                    .with_writer_properties(writer_properties())
+                    .with_writer_properties(writer_properties(
+                        self.context().state().config().options(),
+                    ))
                     .with_commit_properties(commit_properties(
                         self.user(),
                         &[("operation", "FORGET PROFILE".into())],

@@ -65,9 +65,9 @@ use crate::{Engine, EngineError, Result};
 
 /// The codec of plan fragments, on coordinators and workers alike:
 /// Seglake's functions and plan nodes, then Delta table scans
-/// ([`crate::delta_dist::DeltaScanCodec`]).
+/// ([`crate::storage::delta_scan::DeltaScanCodec`]).
 pub fn codec() -> SeglakeCodec {
-    SeglakeCodec::new().with_fallback(Arc::new(crate::delta_dist::DeltaScanCodec))
+    SeglakeCodec::new().with_fallback(Arc::new(crate::storage::delta_scan::DeltaScanCodec))
 }
 
 /// Version a worker reports; the coordinator only uses workers of its own
@@ -517,8 +517,12 @@ impl Cluster {
                 cluster: Some(Arc::downgrade(&self.inner)),
             })
             .with_distributed_user_codec(codec())
-            .with_distributed_desired_task_count_handler(crate::delta_dist::delta_scan_task_count)
-            .with_distributed_scale_up_leaf_node_handler(crate::delta_dist::split_delta_scan)
+            .with_distributed_desired_task_count_handler(
+                crate::storage::delta_scan::delta_scan_task_count,
+            )
+            .with_distributed_scale_up_leaf_node_handler(
+                crate::storage::delta_scan::split_delta_scan,
+            )
             .with_distributed_scale_up_leaf_node_handler(split_file_scan);
         if let Some(n) = self.inner.config.max_tasks_per_stage {
             builder = builder.with_distributed_max_tasks_per_stage(n)?;

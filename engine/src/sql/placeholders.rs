@@ -1,80 +1,67 @@
-//! Placeholder rewriting. Seglake's own statements and clauses are split
-//! off in `statements.rs` before DataFusion's parser sees the text;
-//! everything else is DataFusion's dialect (`CREATE EXTERNAL TABLE`
-//! included).
+//! JDBC/ODBC-style `?` placeholders, numbered in the token stream.
 
-/// Rewrites JDBC/ODBC-style `?` placeholders to DataFusion's positional
-/// `$1`, `$2`, ... (DataFusion gives every `?` the same id). Question marks
-/// inside string literals, quoted identifiers and comments are left alone.
-/// Returns the rewritten SQL and the number of `?` replaced.
-pub fn rewrite_placeholders(sql: &str) -> (String, usize) {
-    let mut out = String::with_capacity(sql.len() + 8);
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
+
+/// Rewrites `?` placeholders to DataFusion's positional `$1`, `$2`, ...
+/// (DataFusion gives every `?` the same id). Works on tokens, so question
+/// marks inside string literals, quoted identifiers and comments are never
+/// seen. Returns the number of `?` replaced.
+pub(super) fn number(tokens: &mut [TokenWithSpan]) -> usize {
     let mut n = 0;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' | '"' | '`' => {
-                out.push(c);
-                // Quoted text; a doubled quote is an escaped quote and simply
-                // re-enters the loop.
-                for d in chars.by_ref() {
-                    out.push(d);
-                    if d == c {
-                        break;
-                    }
-                }
-            }
-            '-' if chars.peek() == Some(&'-') => {
-                out.push(c);
-                for d in chars.by_ref() {
-                    out.push(d);
-                    if d == '\n' {
-                        break;
-                    }
-                }
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                out.push(c);
-                out.push(chars.next().expect("peeked"));
-                let mut prev = ' ';
-                for d in chars.by_ref() {
-                    out.push(d);
-                    if prev == '*' && d == '/' {
-                        break;
-                    }
-                    prev = d;
-                }
-            }
-            '?' => {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            }
-            _ => out.push(c),
+    for t in tokens {
+        if matches!(&t.token, Token::Placeholder(p) if p == "?") {
+            n += 1;
+            t.token = Token::Placeholder(format!("${n}"));
         }
     }
-    (out, n)
+    n
 }
 
 #[cfg(test)]
 mod tests {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::Tokenizer;
+
     use super::*;
+
+    fn tokens(sql: &str) -> Vec<Token> {
+        Tokenizer::new(&GenericDialect {}, sql)
+            .tokenize_with_location()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.token)
+            .collect()
+    }
+
+    /// The statement's tokens after numbering, and the tokens of `sql`
+    /// with its numbering written out (`expected`), to compare.
+    fn rewrite_placeholders(sql: &str) -> (Vec<Token>, usize) {
+        let mut with_spans = Tokenizer::new(&GenericDialect {}, sql)
+            .tokenize_with_location()
+            .unwrap();
+        let n = number(&mut with_spans);
+        (with_spans.into_iter().map(|t| t.token).collect(), n)
+    }
+
+    fn expected(sql: &str, n: usize) -> (Vec<Token>, usize) {
+        (tokens(sql), n)
+    }
 
     #[test]
     fn placeholders() {
         assert_eq!(
             rewrite_placeholders("select ?, ?"),
-            ("select $1, $2".into(), 2)
+            expected("select $1, $2", 2)
         );
         assert_eq!(
             rewrite_placeholders("select '?', \"a?\" , ? -- ?\n, /* ? */ ?"),
-            ("select '?', \"a?\" , $1 -- ?\n, /* ? */ $2".into(), 2)
+            expected("select '?', \"a?\" , $1 -- ?\n, /* ? */ $2", 2)
         );
         assert_eq!(
             rewrite_placeholders("select 'it''s ?', ?"),
-            ("select 'it''s ?', $1".into(), 1)
+            expected("select 'it''s ?', $1", 1)
         );
-        assert_eq!(rewrite_placeholders("select $1"), ("select $1".into(), 0));
-        assert_eq!(rewrite_placeholders(""), (String::new(), 0));
+        assert_eq!(rewrite_placeholders("select $1"), expected("select $1", 0));
+        assert_eq!(rewrite_placeholders(""), expected("", 0));
     }
 }

@@ -1,32 +1,26 @@
-//! Seglake's statements on top of DataFusion's SQL.
-//!
-//! Recognised here, before DataFusion plans the text:
+//! Seglake's own statements (the front-end in `sql/mod.rs` decides which
+//! statements are ours):
 //! - `OPTIMIZE TABLE t`, `VACUUM TABLE t [RETAIN n HOURS] [DRY RUN]`,
-//!   `FORGET PROFILE '<id>' | $n`: Seglake statements, parsed with
-//!   sqlparser's parser API;
+//!   `FORGET PROFILE '<id>' | $n`, parsed here with sqlparser's parser API;
 //! - `UPDATE`, `DELETE` and `MERGE INTO` on managed tables: sqlparser parses
 //!   them, Seglake runs them as Delta operations;
-//! - `CREATE TABLE ... PARTITIONED BY (col, ...)`: the clause is taken out
-//!   and the rest is planned by DataFusion;
-//! - `table_at('t', <version> | TIMESTAMP '...')` in FROM: rewritten to a
-//!   hidden table name that the catalog resolves to that version.
+//! - segment statements (`crate::commands::segments`).
+//!
+//! Their `$n` parameters are bound here (DataFusion's binding does not apply
+//! to statements it does not plan).
 
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
-    self, Delete, Expr as SqlExpr, FunctionArg, FunctionArgExpr, Ident, Merge, ObjectName,
-    ObjectNamePart, Statement, TableAlias, TableFactor, Update, Value, VisitMut, VisitorMut,
+    self, Delete, Expr as SqlExpr, Merge, ObjectName, ObjectNamePart, Update, Value, VisitMut,
+    VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Word};
+use datafusion::sql::sqlparser::tokenizer::Token;
 use std::ops::ControlFlow;
 
-use crate::delta::TimeTravel;
+use super::parse_error;
 use crate::{EngineError, Result};
-
-/// The hidden schema whose tables are past versions of managed tables.
-pub(crate) const TIME_TRAVEL_SCHEMA: &str = "$time_travel";
 
 /// A statement Seglake runs itself.
 #[derive(Debug, Clone)]
@@ -45,7 +39,7 @@ pub(crate) enum SeglakeStatement {
     Update(Box<Update>),
     Delete(Box<Delete>),
     Merge(Box<Merge>),
-    Segment(crate::segments::SegmentStatement),
+    Segment(super::segments::SegmentStatement),
 }
 
 /// The profile `FORGET PROFILE` names: a literal, or a `$n` parameter
@@ -54,158 +48,6 @@ pub(crate) enum SeglakeStatement {
 pub(crate) enum ProfileId {
     Literal(String),
     Parameter(usize),
-}
-
-/// What the front-end made of a statement's text.
-#[derive(Debug, Clone)]
-pub(crate) struct Parsed {
-    /// A Seglake statement, or `None` for DataFusion to plan `sql`.
-    pub statement: Option<SeglakeStatement>,
-    /// The text DataFusion plans (clauses Seglake handles removed).
-    pub sql: String,
-    /// `PARTITIONED BY (...)` of a `CREATE TABLE`.
-    pub partition_by: Vec<String>,
-}
-
-fn parse_error(e: impl std::fmt::Display) -> EngineError {
-    EngineError::InvalidArgument(format!("SQL error: {e}"))
-}
-
-/// Splits off Seglake's statements and clauses; `sql` has `$n` parameters.
-pub(crate) fn parse(sql: &str) -> Result<Parsed> {
-    let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, sql)
-        .tokenize()
-        .map_err(parse_error)?;
-    let words: Vec<String> = tokens
-        .iter()
-        .filter_map(|t| match t {
-            Token::Word(w) => Some(w.value.to_ascii_uppercase()),
-            Token::Whitespace(_) => None,
-            _ => Some(String::new()),
-        })
-        .take(4)
-        .collect();
-    let first = words.first().map(String::as_str).unwrap_or("");
-    let plain = |sql: String| Parsed {
-        statement: None,
-        sql,
-        partition_by: vec![],
-    };
-    match crate::segments::recognise(&words, sql)? {
-        Some(crate::segments::Recognised::Statement(s)) => {
-            return Ok(Parsed {
-                statement: Some(SeglakeStatement::Segment(s)),
-                sql: sql.to_string(),
-                partition_by: vec![],
-            });
-        }
-        Some(crate::segments::Recognised::Sql(sql)) => return Ok(plain(sql)),
-        None => {}
-    }
-    match first {
-        "OPTIMIZE" | "VACUUM" | "FORGET" => Ok(Parsed {
-            statement: Some(parse_custom(sql)?),
-            sql: sql.to_string(),
-            partition_by: vec![],
-        }),
-        "UPDATE" | "DELETE" | "MERGE" => {
-            let mut statements = Parser::parse_sql(&dialect, sql).map_err(parse_error)?;
-            if statements.len() != 1 {
-                return Err(EngineError::InvalidArgument(
-                    "exactly one statement is expected".into(),
-                ));
-            }
-            let statement = match statements.remove(0) {
-                Statement::Update(u) => SeglakeStatement::Update(Box::new(u)),
-                Statement::Delete(d) => SeglakeStatement::Delete(Box::new(d)),
-                Statement::Merge(m) => SeglakeStatement::Merge(Box::new(m)),
-                other => {
-                    return Err(EngineError::Unsupported(format!(
-                        "unsupported statement: {other}"
-                    )));
-                }
-            };
-            Ok(Parsed {
-                statement: Some(statement),
-                sql: sql.to_string(),
-                partition_by: vec![],
-            })
-        }
-        "CREATE" if !words.iter().any(|w| w == "EXTERNAL") => {
-            let (rest, partition_by) = strip_partitioned_by(&tokens)?;
-            Ok(Parsed {
-                statement: None,
-                sql: rewrite_time_travel(&rest)?,
-                partition_by,
-            })
-        }
-        _ => Ok(plain(rewrite_time_travel(sql)?)),
-    }
-}
-
-/// `PARTITIONED BY (a, b)` at the top level of a CREATE TABLE, removed.
-fn strip_partitioned_by(tokens: &[Token]) -> Result<(String, Vec<String>)> {
-    let significant: Vec<usize> = tokens
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
-        .map(|(i, _)| i)
-        .collect();
-    let is_word = |i: usize, w: &str| matches!(&tokens[i], Token::Word(x) if x.value.eq_ignore_ascii_case(w) && x.quote_style.is_none());
-    let mut depth = 0i32;
-    for (k, &i) in significant.iter().enumerate() {
-        match &tokens[i] {
-            Token::LParen => depth += 1,
-            Token::RParen => depth -= 1,
-            _ => {}
-        }
-        if depth != 0 || !is_word(i, "PARTITIONED") {
-            continue;
-        }
-        let by = significant.get(k + 1).is_some_and(|&j| is_word(j, "BY"));
-        let paren = significant
-            .get(k + 2)
-            .is_some_and(|&j| tokens[j] == Token::LParen);
-        if !(by && paren) {
-            return Err(EngineError::InvalidArgument(
-                "expected PARTITIONED BY (column, ...)".into(),
-            ));
-        }
-        let mut columns = vec![];
-        let mut end = None;
-        let mut expect_name = true;
-        for &j in &significant[k + 3..] {
-            match &tokens[j] {
-                Token::Word(Word { value, .. }) if expect_name => {
-                    columns.push(value.clone());
-                    expect_name = false;
-                }
-                Token::Comma if !expect_name => expect_name = true,
-                Token::RParen if !expect_name => {
-                    end = Some(j);
-                    break;
-                }
-                other => {
-                    return Err(EngineError::InvalidArgument(format!(
-                        "PARTITIONED BY takes column names, found '{other}'"
-                    )));
-                }
-            }
-        }
-        let end = end.ok_or_else(|| {
-            EngineError::InvalidArgument("unterminated PARTITIONED BY (...)".into())
-        })?;
-        let mut out = String::new();
-        for (n, t) in tokens.iter().enumerate() {
-            if n < i || n > end {
-                out.push_str(&t.to_string());
-            }
-        }
-        return Ok((out, columns));
-    }
-    let text: String = tokens.iter().map(|t| t.to_string()).collect();
-    Ok((text, vec![]))
 }
 
 /// `n` of a `$n` placeholder (`?` were rewritten to `$n` before parsing).
@@ -224,11 +66,8 @@ fn check_profile_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-fn parse_custom(sql: &str) -> Result<SeglakeStatement> {
-    let dialect = GenericDialect {};
-    let mut p = Parser::new(&dialect)
-        .try_with_sql(sql)
-        .map_err(parse_error)?;
+/// `OPTIMIZE`, `VACUUM` or `FORGET PROFILE` from the statement's parser.
+pub(crate) fn parse_custom(mut p: Parser<'_>) -> Result<SeglakeStatement> {
     let word = |p: &mut Parser<'_>, w: &str| -> bool {
         let matches = matches!(&p.peek_token().token, Token::Word(x) if x.value.eq_ignore_ascii_case(w) && x.quote_style.is_none());
         if matches {
@@ -311,155 +150,6 @@ fn parse_custom(sql: &str) -> Result<SeglakeStatement> {
         )));
     }
     Ok(statement)
-}
-
-/// Rewrites `table_at('name', 3)` / `table_at('name', TIMESTAMP '...')` in
-/// FROM clauses to `"$time_travel"."schema.table@v3"` (aliased as the
-/// table), which the catalog resolves to that version of the table.
-pub(crate) fn rewrite_time_travel(sql: &str) -> Result<String> {
-    if !sql.to_ascii_lowercase().contains("table_at") {
-        return Ok(sql.to_string());
-    }
-    let dialect = GenericDialect {};
-    let mut statements = match Parser::parse_sql(&dialect, sql) {
-        Ok(s) => s,
-        // Let DataFusion report the syntax error (it knows more statements).
-        Err(_) => return Ok(sql.to_string()),
-    };
-    let mut visitor = TimeTravelRewriter { error: None };
-    for s in &mut statements {
-        let _ = s.visit(&mut visitor);
-    }
-    if let Some(e) = visitor.error {
-        return Err(e);
-    }
-    Ok(statements
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()
-        .join("; "))
-}
-
-struct TimeTravelRewriter {
-    error: Option<EngineError>,
-}
-
-impl VisitorMut for TimeTravelRewriter {
-    type Break = ();
-
-    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        let TableFactor::Table {
-            name, args, alias, ..
-        } = factor
-        else {
-            return ControlFlow::Continue(());
-        };
-        let is_table_at = name.0.len() == 1
-            && matches!(&name.0[0], ObjectNamePart::Identifier(i) if i.value.eq_ignore_ascii_case("table_at"));
-        let Some(function_args) = args.as_ref().filter(|_| is_table_at) else {
-            return ControlFlow::Continue(());
-        };
-        match time_travel_target(&function_args.args) {
-            Ok((table, at)) => {
-                let short = table.rsplit('.').next().unwrap_or(&table).to_string();
-                *name = ObjectName(vec![
-                    ObjectNamePart::Identifier(Ident::with_quote('"', TIME_TRAVEL_SCHEMA)),
-                    ObjectNamePart::Identifier(Ident::with_quote(
-                        '"',
-                        format!("{table}@{}", at.encode()),
-                    )),
-                ]);
-                *args = None;
-                if alias.is_none() {
-                    *alias = Some(TableAlias {
-                        explicit: true,
-                        name: Ident::with_quote('"', short),
-                        columns: vec![],
-                        at: None,
-                    });
-                }
-                ControlFlow::Continue(())
-            }
-            Err(e) => {
-                self.error = Some(e);
-                ControlFlow::Break(())
-            }
-        }
-    }
-}
-
-fn time_travel_target(args: &[FunctionArg]) -> Result<(String, TimeTravel)> {
-    let usage = || {
-        EngineError::InvalidArgument(
-            "table_at takes a table name and a version or a timestamp: \
-             table_at('events', 3) or table_at('events', TIMESTAMP '2026-01-01 00:00:00')"
-                .into(),
-        )
-    };
-    let exprs: Vec<&SqlExpr> = args
-        .iter()
-        .map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e),
-            _ => Err(usage()),
-        })
-        .collect::<Result<_>>()?;
-    let [table, at] = exprs.as_slice() else {
-        return Err(usage());
-    };
-    let table = match table {
-        SqlExpr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) => s.clone(),
-            _ => return Err(usage()),
-        },
-        SqlExpr::Identifier(i) => i.value.clone(),
-        SqlExpr::CompoundIdentifier(parts) => parts
-            .iter()
-            .map(|p| p.value.clone())
-            .collect::<Vec<_>>()
-            .join("."),
-        _ => return Err(usage()),
-    };
-    let at = match at {
-        SqlExpr::Value(v) => match &v.value {
-            Value::Number(n, _) => TimeTravel::Version(n.parse().map_err(|_| usage())?),
-            Value::SingleQuotedString(s) => TimeTravel::Timestamp(parse_timestamp(s)?),
-            _ => return Err(usage()),
-        },
-        SqlExpr::TypedString(ts) => match &ts.value.value {
-            Value::SingleQuotedString(s) => TimeTravel::Timestamp(parse_timestamp(s)?),
-            _ => return Err(usage()),
-        },
-        _ => return Err(usage()),
-    };
-    if matches!(at, TimeTravel::Version(v) if v < 0) {
-        return Err(EngineError::InvalidArgument(
-            "table versions start at 0".into(),
-        ));
-    }
-    Ok((table, at))
-}
-
-/// RFC 3339, or `YYYY-MM-DD[ HH:MM:SS[.fff]]` taken as UTC.
-pub(crate) fn parse_timestamp(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    let s = s.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    for f in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
-            return Ok(t.and_utc());
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-    }
-    Err(EngineError::InvalidArgument(format!(
-        "cannot read '{s}' as a timestamp (use '2026-01-31 12:00:00' or RFC 3339)"
-    )))
 }
 
 /// Replaces `$n` placeholders in `statement` with the bound values as SQL
@@ -640,88 +330,21 @@ pub(crate) fn object_name_parts(name: &ObjectName) -> Vec<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn custom_statements() {
-        assert!(matches!(
-            parse("OPTIMIZE TABLE events").unwrap().statement,
-            Some(SeglakeStatement::Optimize { .. })
-        ));
-        match parse("vacuum table crm.events retain 0 hours dry run;")
-            .unwrap()
-            .statement
-        {
-            Some(SeglakeStatement::Vacuum {
-                table,
-                retain_hours,
-                dry_run,
-            }) => {
-                assert_eq!(object_name_parts(&table), ["crm", "events"]);
-                assert_eq!(retain_hours, Some(0.0));
-                assert!(dry_run);
-            }
-            other => panic!("{other:?}"),
+    /// The Seglake statement `sql` parses to.
+    fn statement(sql: &str) -> SeglakeStatement {
+        match crate::sql::parse(sql, &Default::default()).unwrap() {
+            crate::sql::Parsed::Seglake(s) => s,
+            other => panic!("{sql}: {other:?}"),
         }
-        match parse("FORGET PROFILE 'p-1'").unwrap().statement {
-            Some(SeglakeStatement::ForgetProfile { profile_id }) => {
-                assert_eq!(profile_id, ProfileId::Literal("p-1".into()))
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(parse("FORGET PROFILE ''").is_err());
-        assert!(parse("FORGET 'x'").is_err());
-        assert!(parse("VACUUM TABLE t RETAIN x HOURS").is_err());
-        assert!(parse("OPTIMIZE TABLE t junk").is_err());
-        assert!(parse("SELECT 1").unwrap().statement.is_none());
-        assert!(matches!(
-            parse("DELETE FROM t WHERE a = 1").unwrap().statement,
-            Some(SeglakeStatement::Delete(_))
-        ));
     }
 
-    #[test]
-    fn partitioned_by() {
-        let p = parse("CREATE TABLE t (a INT, d DATE) PARTITIONED BY (d) AS SELECT 1").unwrap();
-        assert_eq!(p.partition_by, ["d"]);
-        assert!(!p.sql.to_uppercase().contains("PARTITIONED"));
-        assert!(p.sql.contains("(a INT, d DATE)"));
-        let p =
-            parse("create table t partitioned by (a, \"B\") as select 1 as a, 2 as \"B\"").unwrap();
-        assert_eq!(p.partition_by, ["a", "B"]);
-        assert!(parse("CREATE TABLE t PARTITIONED BY d AS SELECT 1").is_err());
-        assert!(
-            parse("CREATE TABLE t (a int)")
-                .unwrap()
-                .partition_by
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn time_travel() {
-        let sql = rewrite_time_travel("SELECT count(*) FROM table_at('events', 3) e").unwrap();
-        assert!(sql.contains("\"$time_travel\".\"events@v3\" e"), "{sql}");
-        let sql = rewrite_time_travel(
-            "SELECT * FROM table_at('crm.events', TIMESTAMP '2026-01-02 03:04:05') JOIN x ON true",
-        )
-        .unwrap();
-        let ms = parse_timestamp("2026-01-02 03:04:05")
-            .unwrap()
-            .timestamp_millis();
-        assert!(
-            sql.contains(&format!("\"crm.events@t{ms}\" AS \"events\"")),
-            "{sql}"
-        );
-        assert!(rewrite_time_travel("SELECT * FROM table_at('e')").is_err());
-        assert!(rewrite_time_travel("SELECT * FROM table_at('e', -1)").is_err());
-        assert_eq!(rewrite_time_travel("SELECT 1").unwrap(), "SELECT 1");
+    fn parse(sql: &str) -> Result<crate::sql::Parsed> {
+        crate::sql::parse(sql, &Default::default())
     }
 
     #[test]
     fn parameters() {
-        let mut s = parse("DELETE FROM t WHERE a = $1 AND b = $2")
-            .unwrap()
-            .statement
-            .unwrap();
+        let mut s = statement("DELETE FROM t WHERE a = $1 AND b = $2");
         assert_eq!(parameter_count(&s), 2);
         bind_parameters(
             &mut s,
@@ -739,9 +362,8 @@ mod tests {
 
     #[test]
     fn forget_profile_parameter() {
-        // `?` is rewritten to `$1` before parsing.
-        let (sql, _) = crate::sql::rewrite_placeholders("FORGET PROFILE ?");
-        let parsed = || parse(&sql).unwrap().statement.unwrap();
+        // `?` is numbered `$1` by the front-end.
+        let parsed = || statement("FORGET PROFILE ?");
         let mut s = parsed();
         assert_eq!(parameter_count(&s), 1);
         bind_parameters(&mut s, &[ScalarValue::Utf8(Some("p-'7".into()))]).unwrap();
@@ -769,7 +391,7 @@ mod tests {
             let e = bind_parameters(&mut s, &bad).unwrap_err();
             assert!(matches!(e, EngineError::InvalidArgument(_)), "{bad:?}: {e}");
         }
-        let s = parse("forget profile $1;").unwrap().statement.unwrap();
+        let s = statement("forget profile $1;");
         assert_eq!(parameter_count(&s), 1);
         assert!(parse("FORGET PROFILE $0").is_err());
         assert!(parse("FORGET PROFILE $1 junk").is_err());

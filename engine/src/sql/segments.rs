@@ -14,7 +14,6 @@
 //! SHOW SEGMENTS | SHOW DESTINATIONS | DESCRIBE SEGMENT name   (rewritten to SQL)
 //! ```
 
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Location, Token};
@@ -83,11 +82,11 @@ fn error(message: impl Into<String>) -> EngineError {
     EngineError::InvalidArgument(message.into())
 }
 
-/// Recognises a segment statement from its first (upper-cased) words;
-/// `None` when the statement is not one.
-pub(crate) fn recognise(words: &[String], sql: &str) -> Result<Option<Recognised>> {
+/// Whether the first (upper-cased) words of a statement make it a segment
+/// statement.
+pub(crate) fn is_segment_statement(words: &[String]) -> bool {
     let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
-    let is_segment_statement = match w(0) {
+    match w(0) {
         "CREATE" => {
             let kind = if w(1) == "OR" { w(3) } else { w(1) };
             kind == "SEGMENT" || kind == "DESTINATION"
@@ -100,11 +99,13 @@ pub(crate) fn recognise(words: &[String], sql: &str) -> Result<Option<Recognised
         "SHOW" => w(1) == "SEGMENTS" || w(1) == "DESTINATIONS",
         "DESCRIBE" | "DESC" => w(1) == "SEGMENT",
         _ => false,
-    };
-    if !is_segment_statement {
-        return Ok(None);
     }
-    Parse::new(sql)?.statement().map(Some)
+}
+
+/// Parses a segment statement from the statement's parser (the front-end's
+/// tokens of `sql`).
+pub(crate) fn parse_statement(sql: &str, p: Parser<'_>) -> Result<Recognised> {
+    Parse { sql, p }.statement()
 }
 
 struct Parse<'a> {
@@ -112,15 +113,7 @@ struct Parse<'a> {
     p: Parser<'a>,
 }
 
-impl<'a> Parse<'a> {
-    fn new(sql: &'a str) -> Result<Self> {
-        static DIALECT: GenericDialect = GenericDialect {};
-        let p = Parser::new(&DIALECT)
-            .try_with_sql(sql)
-            .map_err(|e| error(format!("SQL error: {e}")))?;
-        Ok(Self { sql, p })
-    }
-
+impl Parse<'_> {
     /// Consumes the unquoted word `w` if it comes next.
     fn word(&mut self, w: &str) -> bool {
         let matches = matches!(&self.p.peek_token().token, Token::Word(x) if x.value.eq_ignore_ascii_case(w) && x.quote_style.is_none());
@@ -458,15 +451,25 @@ pub(crate) fn parse_interval(text: &str) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+
     use super::*;
 
+    /// What the front-end makes of `sql` when it is a segment statement.
     fn parse(sql: &str) -> Result<Option<Recognised>> {
         let words: Vec<String> = sql
             .split_whitespace()
             .take(4)
             .map(|w| w.to_ascii_uppercase())
             .collect();
-        recognise(&words, sql)
+        if !is_segment_statement(&words) {
+            return Ok(None);
+        }
+        let dialect = GenericDialect {};
+        let p = Parser::new(&dialect)
+            .try_with_sql(sql)
+            .map_err(|e| error(format!("SQL error: {e}")))?;
+        parse_statement(sql, p).map(Some)
     }
 
     fn statement(sql: &str) -> SegmentStatement {

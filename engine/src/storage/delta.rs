@@ -229,9 +229,9 @@ impl Engine {
         if self.cluster().is_some() {
             // A coordinator: scans that workers can run (delta_dist.rs).
             let scan = builder.build().await?;
-            return Ok(Arc::new(crate::delta_dist::DistributedDeltaTable::new(
-                scan,
-            )));
+            return Ok(Arc::new(
+                crate::storage::delta_scan::DistributedDeltaTable::new(scan),
+            ));
         }
         Ok(builder.await?)
     }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, TableProvider, view::ViewTable};
 use datafusion::error::{DataFusionError, Result};
@@ -11,7 +12,7 @@ use datafusion::prelude::SessionContext;
 use seglake_catalog::{DEFAULT_CATALOG, Snapshot};
 
 use crate::Engine;
-use crate::catalog_provider::SnapshotCatalog;
+use crate::catalog::SnapshotCatalog;
 
 /// Plans `sql` against `snapshot` and wraps it as a view. Unqualified
 /// names resolve in the `public` schema.
@@ -33,9 +34,10 @@ pub(crate) async fn plan_view(
             Arc::clone(engine),
         )),
     );
-    let rewritten = crate::statements::rewrite_time_travel(sql)
+    let state = ctx.state();
+    let statement = crate::sql::parse_query(sql, &state.config().options().sql_parser)
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
-    let plan = ctx.state().create_logical_plan(&rewritten).await?;
+    let plan = state.statement_to_plan(statement).await?;
     Ok(Arc::new(ViewTable::new(plan, Some(sql.to_string()))))
 }
 
@@ -83,4 +85,59 @@ impl SchemaProvider for SegmentsSchema {
     fn table_exist(&self, name: &str) -> bool {
         self.snapshot.state.segments.contains_key(name)
     }
+}
+
+// The tables of the `segment_data` schema that REFRESH SEGMENT and
+// activation write (crate::commands::segments) and the system views read
+// (crate::catalog::system).
+
+pub(crate) const CHANGES_TABLE: &str = "_changes";
+pub(crate) const HISTORY_TABLE: &str = "_history";
+pub(crate) const ACTIVATIONS_TABLE: &str = "_activations";
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+pub(crate) fn changes_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("segment", DataType::Utf8, true),
+        Field::new("refresh_id", DataType::Utf8, true),
+        Field::new("profile_id", DataType::Utf8, true),
+        Field::new("change", DataType::Utf8, true),
+        Field::new("at", ts_type(), true),
+    ]))
+}
+
+pub(crate) fn history_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("segment", DataType::Utf8, true),
+        Field::new("version", DataType::Int64, true),
+        Field::new("refresh_id", DataType::Utf8, true),
+        Field::new("refreshed_at", ts_type(), true),
+        Field::new("size", DataType::Int64, true),
+        Field::new("entered", DataType::Int64, true),
+        Field::new("exited", DataType::Int64, true),
+        Field::new("duration_ms", DataType::Int64, true),
+        Field::new("snapshot_version", DataType::Int64, true),
+    ]))
+}
+
+pub(crate) fn activations_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("destination", DataType::Utf8, true),
+        Field::new("segment", DataType::Utf8, true),
+        Field::new("refresh_id", DataType::Utf8, true),
+        Field::new("change", DataType::Utf8, true),
+        Field::new("rows_sent", DataType::Int64, true),
+        Field::new("status", DataType::Utf8, true),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("attempts", DataType::Int64, true),
+        Field::new("target", DataType::Utf8, true),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+    ]))
 }

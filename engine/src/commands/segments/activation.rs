@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, SchemaRef};
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use object_store::{ObjectStoreExt, PutPayload};
@@ -22,32 +22,16 @@ use seglake_catalog::{Activation, Destination, DestinationKind, FileFormat};
 use sha2::Sha256;
 use tracing::{info, warn};
 
-use super::refresh::{ACTIVATIONS_TABLE, HISTORY_TABLE};
-use crate::{EngineError, Result, Session};
+use crate::catalog::segments::{
+    ACTIVATIONS_TABLE, CHANGES_TABLE, HISTORY_TABLE, activations_schema, changes_schema,
+};
+use crate::pipeline::StatementContext;
+use crate::{EngineError, Result};
 
 /// Attempts per webhook batch, and the first back-off (doubled each time).
 const WEBHOOK_ATTEMPTS: u32 = 5;
 const WEBHOOK_BACKOFF: Duration = Duration::from_millis(100);
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub(crate) fn activations_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("destination", DataType::Utf8, true),
-        Field::new("segment", DataType::Utf8, true),
-        Field::new("refresh_id", DataType::Utf8, true),
-        Field::new("change", DataType::Utf8, true),
-        Field::new("rows_sent", DataType::Int64, true),
-        Field::new("status", DataType::Utf8, true),
-        Field::new("error", DataType::Utf8, true),
-        Field::new("attempts", DataType::Int64, true),
-        Field::new("target", DataType::Utf8, true),
-        Field::new(
-            "at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-    ]))
-}
 
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -86,15 +70,12 @@ struct Delivery {
     error: Option<String>,
 }
 
-impl Session {
+impl StatementContext {
     /// Plans the delivery query of `a` (no rows read) so that bad columns
     /// fail at `ACTIVATE` time.
     pub(crate) async fn check_activation(&self, a: &Activation) -> Result<()> {
-        self.segment_data_table(
-            super::refresh::CHANGES_TABLE,
-            super::refresh::changes_schema(),
-        )
-        .await?;
+        self.segment_data_table(CHANGES_TABLE, changes_schema())
+            .await?;
         self.refresh_catalog().await?;
         let sql = delivery_sql("", a, "", "entered");
         self.context().sql(&sql).await.map_err(|e| {
@@ -448,6 +429,7 @@ async fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::{Field, Schema};
 
     #[test]
     fn signature_matches_rfc4231_case_2() {

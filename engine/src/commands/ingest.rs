@@ -8,10 +8,8 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::streaming::StreamingTable;
-use datafusion::common::TableReference;
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
@@ -23,38 +21,28 @@ use parquet::file::properties::WriterProperties;
 use seglake_catalog::{TableEntry, TableFormat, TableKind};
 use tracing::info;
 
-use crate::managed::{CreateResult, WriteMode};
-use crate::{EngineError, Result, Session};
+use crate::arrow_cast::cast_batch;
+use crate::commands::managed::{CreateResult, WriteMode};
+use crate::pipeline::{IngestMode, StatementContext};
+use crate::{EngineError, Result};
 
-/// What to do when the table exists or not (ADBC ingest modes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IngestMode {
-    /// Create the table; fail if it exists.
-    Create,
-    /// Append to the table; fail if it does not exist.
-    Append,
-    /// Replace the table's data (create it if missing).
-    Replace,
-    /// Create the table if missing, then append.
-    CreateAppend,
-}
-
-/// Writer settings for files Seglake writes.
-pub(crate) fn writer_properties() -> WriterProperties {
+/// Writer settings for files Seglake writes (row groups of
+/// `seglake.write_row_group_rows` rows, in the statement's settings).
+pub(crate) fn writer_properties(options: &datafusion::config::ConfigOptions) -> WriterProperties {
+    let rows = crate::config::SeglakeOptions::of(options).write_row_group_rows;
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(1024 * 1024))
+        .set_max_row_group_row_count(Some(rows.max(1)))
         .build()
 }
 
-impl Session {
-    /// Ingests a stream of batches into `table` and returns the number of
-    /// rows written. `schema` is the stream's schema. Each ingest is one
-    /// Delta commit (create: the catalog commit that registers the new
-    /// table), so a failed ingest leaves nothing visible.
-    pub async fn ingest<S>(
+impl StatementContext {
+    /// Ingests a stream of batches into `schema_name.table_name` and
+    /// returns the number of rows written (`Session::ingest`).
+    pub(crate) async fn ingest<S>(
         &self,
-        table: &TableReference,
+        schema_name: &str,
+        table_name: &str,
         mode: IngestMode,
         schema: SchemaRef,
         batches: S,
@@ -62,7 +50,7 @@ impl Session {
     where
         S: Stream<Item = Result<RecordBatch>> + Send + Unpin + 'static,
     {
-        let (schema_name, table_name) = self.resolve_table_name(table)?;
+        let (schema_name, table_name) = (schema_name.to_string(), table_name.to_string());
         if schema_name == seglake_catalog::SYSTEM_SCHEMA {
             return Err(EngineError::InvalidArgument(
                 "the system schema is read-only".into(),
@@ -91,7 +79,7 @@ impl Session {
                 // still reaches the old data until it is vacuumed.
                 let plan = stream_plan(Arc::clone(&schema), batches)?;
                 let table = self.engine().open_delta(&entry.location, None).await?;
-                let target = Arc::new(crate::managed::plain_schema(&schema));
+                let target = Arc::new(crate::commands::managed::plain_schema(&schema));
                 let (_, rows) = self
                     .write_plan(table, plan, &target, WriteMode::Overwrite)
                     .await?;
@@ -243,40 +231,6 @@ impl PartitionStream for OnceStream {
             )),
         }
     }
-}
-
-/// `batch` with exactly the schema `target` (same columns in the same
-/// order): columns of another type are cast, names, nullability and metadata
-/// are taken from `target`.
-pub fn cast_batch(
-    batch: &RecordBatch,
-    target: &SchemaRef,
-) -> Result<RecordBatch, arrow::error::ArrowError> {
-    if batch.schema_ref() == target {
-        return Ok(batch.clone());
-    }
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(target.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(Arc::clone(c))
-            } else {
-                // A value that does not fit is an error, never a NULL.
-                cast_with_options(
-                    c,
-                    f.data_type(),
-                    &CastOptions {
-                        safe: false,
-                        ..Default::default()
-                    },
-                )
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    RecordBatch::try_new_with_options(Arc::clone(target), columns, &options)
 }
 
 fn check_append_schema(qualified: &str, incoming: &Schema, target: &Schema) -> Result<()> {

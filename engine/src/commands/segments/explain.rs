@@ -22,7 +22,8 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use crate::{Outcome, Result, Session};
+use crate::pipeline::StatementContext;
+use crate::{Outcome, Result};
 
 pub(crate) fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -103,7 +104,7 @@ fn single_select(query: &Query) -> Option<&Select> {
     }
 }
 
-impl Session {
+impl StatementContext {
     pub(crate) async fn explain_membership(
         &self,
         profile_id: &str,

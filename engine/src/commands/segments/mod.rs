@@ -17,11 +17,7 @@
 
 mod activation;
 mod explain;
-mod live;
-mod parse;
 mod refresh;
-pub(crate) mod schedule;
-pub(crate) mod system;
 
 use std::sync::Arc;
 
@@ -32,10 +28,10 @@ use seglake_catalog::{
 };
 use tracing::info;
 
-pub(crate) use live::{SegmentsSchema, plan_view};
-pub(crate) use parse::{Recognised, SegmentStatement, recognise};
+pub(crate) use crate::sql::segments::SegmentStatement;
 
-use crate::{EngineError, Outcome, Result, Session};
+use crate::pipeline::StatementContext;
+use crate::{EngineError, Outcome, Result};
 
 /// The result schema of a segment statement that returns rows.
 pub(crate) fn result_schema(statement: &SegmentStatement) -> Option<SchemaRef> {
@@ -45,7 +41,7 @@ pub(crate) fn result_schema(statement: &SegmentStatement) -> Option<SchemaRef> {
     }
 }
 
-impl Session {
+impl StatementContext {
     pub(crate) async fn run_segment(&self, statement: SegmentStatement) -> Result<Outcome> {
         let done = |rows: Option<u64>| Outcome::Done {
             rows_affected: rows,
@@ -74,7 +70,7 @@ impl Session {
             SegmentStatement::SetSchedule { name, every } => {
                 let schedule = every
                     .map(|text| {
-                        parse::parse_interval(&text).map(|seconds| RefreshSchedule {
+                        crate::sql::segments::parse_interval(&text).map(|seconds| RefreshSchedule {
                             text: text.trim().to_string(),
                             seconds,
                         })
@@ -172,9 +168,7 @@ impl Session {
         }
         self.refresh_catalog().await?;
         let state = self.context().state();
-        let dialect = state.config().options().sql_parser.dialect;
-        let rewritten = crate::statements::rewrite_time_travel(&sql)?;
-        let statement = state.sql_to_statement(&rewritten, &dialect)?;
+        let statement = crate::sql::parse_query(&sql, &state.config().options().sql_parser)?;
         let mut depends_on: Vec<String> = state
             .resolve_table_references(&statement)?
             .iter()
@@ -192,7 +186,10 @@ impl Session {
         let plan = state.statement_to_plan(statement).await.map_err(|e| {
             EngineError::InvalidArgument(format!("segment '{name}': its query does not plan: {e}"))
         })?;
-        if !matches!(crate::engine::classify(&plan), crate::StatementKind::Query) {
+        if !matches!(
+            crate::pipeline::classify(&plan),
+            crate::pipeline::StatementKind::Query
+        ) {
             return Err(EngineError::InvalidArgument(format!(
                 "segment '{name}': the definition must be a query (SELECT ...)"
             )));

@@ -21,47 +21,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::LogicalPlan;
 use seglake_catalog::{LastRefresh, SEGMENT_DATA_SCHEMA, TableEntry};
 use tracing::{info, warn};
 
 use super::members_schema;
-use crate::managed::WriteMode;
-use crate::{EngineError, Result, Session};
-
-pub(crate) const CHANGES_TABLE: &str = "_changes";
-pub(crate) const HISTORY_TABLE: &str = "_history";
-pub(crate) const ACTIVATIONS_TABLE: &str = "_activations";
-
-fn ts_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-}
-
-pub(crate) fn changes_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("segment", DataType::Utf8, true),
-        Field::new("refresh_id", DataType::Utf8, true),
-        Field::new("profile_id", DataType::Utf8, true),
-        Field::new("change", DataType::Utf8, true),
-        Field::new("at", ts_type(), true),
-    ]))
-}
-
-pub(crate) fn history_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("segment", DataType::Utf8, true),
-        Field::new("version", DataType::Int64, true),
-        Field::new("refresh_id", DataType::Utf8, true),
-        Field::new("refreshed_at", ts_type(), true),
-        Field::new("size", DataType::Int64, true),
-        Field::new("entered", DataType::Int64, true),
-        Field::new("exited", DataType::Int64, true),
-        Field::new("duration_ms", DataType::Int64, true),
-        Field::new("snapshot_version", DataType::Int64, true),
-    ]))
-}
+use crate::catalog::segments::{CHANGES_TABLE, HISTORY_TABLE, changes_schema, history_schema};
+use crate::commands::managed::WriteMode;
+use crate::pipeline::StatementContext;
+use crate::{EngineError, Result};
 
 /// What one refresh found (the rest is in `system.segment_history`).
 #[derive(Debug, Clone)]
@@ -82,7 +52,7 @@ fn ids(batches: &[RecordBatch]) -> impl Iterator<Item = &str> {
     })
 }
 
-impl Session {
+impl StatementContext {
     /// The managed table `segment_data.<name>`, created empty with `schema`
     /// when missing.
     pub(crate) async fn segment_data_table(
@@ -175,7 +145,11 @@ impl Session {
             .await
             .map_err(|e| EngineError::InvalidArgument(format!("segment '{name}': {e}")))?
             .into_unoptimized_plan();
-        let plan = crate::delta::drop_forgotten(plan, &members_schema(), &self.forgotten().await?)?;
+        let plan = crate::storage::delta::drop_forgotten(
+            plan,
+            &members_schema(),
+            &self.forgotten().await?,
+        )?;
         let new = self
             .context()
             .execute_logical_plan(plan)
@@ -315,7 +289,7 @@ impl Session {
 
 /// A plan that produces `batches` (possibly none).
 fn batches_plan(
-    session: &Session,
+    session: &StatementContext,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
 ) -> Result<LogicalPlan> {

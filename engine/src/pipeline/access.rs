@@ -1,0 +1,286 @@
+//! What a statement reads and writes, found by walking its whole plan.
+
+use std::collections::BTreeSet;
+
+use datafusion::common::TableReference;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{FromTable, Statement, TableFactor};
+use seglake_catalog::{DEFAULT_SCHEMA, SEGMENT_DATA_SCHEMA};
+
+use super::{Plan, StatementContext};
+use crate::Result;
+use crate::sql::segments::SegmentStatement;
+use crate::sql::{SeglakeStatement, TIME_TRAVEL_SCHEMA, seglake::object_name_parts};
+
+/// Something a statement reads or writes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Object {
+    /// A table or view (`schema.table`; the schema may be `system`,
+    /// `segments`, `segment_data` or `information_schema`).
+    Table { schema: String, table: String },
+    /// A schema itself (CREATE/DROP SCHEMA).
+    Schema(String),
+    /// Every managed table (`FORGET PROFILE`).
+    AllTables,
+    /// A location outside the catalog: a path or URL (external table
+    /// LOCATION, COPY target, file destination path, webhook URL).
+    Location(String),
+    /// A segment definition (`None`: every segment).
+    Segment(Option<String>),
+    /// A destination definition.
+    Destination(String),
+    /// The session's settings (`SET`, `RESET`).
+    Settings,
+}
+
+/// A statement's read and write sets.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Access {
+    pub reads: BTreeSet<Object>,
+    pub writes: BTreeSet<Object>,
+}
+
+impl Access {
+    /// The access of a planned statement.
+    pub(crate) fn of(cx: &StatementContext, plan: &Plan) -> Result<Self> {
+        let mut access = Self::default();
+        match plan {
+            Plan::DataFusion { plan, .. } => access.add_plan(cx, plan)?,
+            Plan::Seglake(s) => access.add_seglake(cx, s)?,
+            Plan::Ingest { schema, table, .. } => {
+                access.writes.insert(Object::Table {
+                    schema: schema.clone(),
+                    table: table.clone(),
+                });
+            }
+        }
+        Ok(access)
+    }
+
+    /// Every node of `plan`, subqueries and the inputs of `EXPLAIN`,
+    /// `EXPLAIN ANALYZE` and `PREPARE` included.
+    fn add_plan(&mut self, cx: &StatementContext, plan: &LogicalPlan) -> Result<()> {
+        plan.apply_with_subqueries(|node| {
+            match node {
+                LogicalPlan::TableScan(scan) => {
+                    self.reads.insert(table(cx, &scan.table_name));
+                }
+                LogicalPlan::Dml(dml) => {
+                    self.writes.insert(table(cx, &dml.table_name));
+                    if !matches!(dml.op, WriteOp::Insert(_)) {
+                        // UPDATE/DELETE read the rows they change.
+                        self.reads.insert(table(cx, &dml.table_name));
+                    }
+                }
+                LogicalPlan::Copy(copy) => {
+                    self.writes
+                        .insert(Object::Location(copy.output_url.clone()));
+                }
+                LogicalPlan::Ddl(ddl) => match ddl {
+                    DdlStatement::CreateExternalTable(c) => {
+                        self.writes.insert(table(cx, &c.name));
+                        for l in &c.locations {
+                            self.reads.insert(Object::Location(l.clone()));
+                        }
+                    }
+                    DdlStatement::CreateMemoryTable(c) => {
+                        self.writes.insert(table(cx, &c.name));
+                    }
+                    DdlStatement::CreateView(c) => {
+                        self.writes.insert(table(cx, &c.name));
+                    }
+                    DdlStatement::DropTable(d) => {
+                        self.writes.insert(table(cx, &d.name));
+                    }
+                    DdlStatement::DropView(d) => {
+                        self.writes.insert(table(cx, &d.name));
+                    }
+                    DdlStatement::CreateCatalogSchema(c) => {
+                        self.writes.insert(Object::Schema(c.schema_name.clone()));
+                    }
+                    DdlStatement::DropCatalogSchema(d) => {
+                        self.writes
+                            .insert(Object::Schema(d.name.schema_name().to_string()));
+                    }
+                    DdlStatement::CreateIndex(c) => {
+                        self.writes.insert(table(cx, &c.table));
+                    }
+                    // Catalogs and functions: refused when run.
+                    DdlStatement::CreateCatalog(_)
+                    | DdlStatement::CreateFunction(_)
+                    | DdlStatement::DropFunction(_) => {}
+                },
+                LogicalPlan::Statement(_) => {
+                    self.writes.insert(Object::Settings);
+                }
+                _ => {}
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(())
+    }
+
+    fn add_seglake(&mut self, cx: &StatementContext, statement: &SeglakeStatement) -> Result<()> {
+        let named = |name| table_of_parts(cx, &object_name_parts(name));
+        match statement {
+            SeglakeStatement::Optimize { table } | SeglakeStatement::Vacuum { table, .. } => {
+                self.writes.insert(named(table));
+            }
+            SeglakeStatement::ForgetProfile { .. } => {
+                self.writes.insert(Object::AllTables);
+            }
+            SeglakeStatement::Update(u) => {
+                self.add_references(cx, Statement::Update(u.as_ref().clone()))?;
+                if let TableFactor::Table { name, .. } = &u.table.relation {
+                    self.writes.insert(named(name));
+                }
+            }
+            SeglakeStatement::Delete(d) => {
+                self.add_references(cx, Statement::Delete(d.as_ref().clone()))?;
+                let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &d.from;
+                for t in from {
+                    if let TableFactor::Table { name, .. } = &t.relation {
+                        self.writes.insert(named(name));
+                    }
+                }
+            }
+            SeglakeStatement::Merge(m) => {
+                self.add_references(cx, Statement::Merge(m.as_ref().clone()))?;
+                if let TableFactor::Table { name, .. } = &m.table {
+                    self.writes.insert(named(name));
+                }
+            }
+            SeglakeStatement::Segment(s) => self.add_segment(cx, s)?,
+        }
+        Ok(())
+    }
+
+    fn add_segment(&mut self, cx: &StatementContext, statement: &SegmentStatement) -> Result<()> {
+        let segment = |name: &str| Object::Segment(Some(name.to_string()));
+        match statement {
+            SegmentStatement::Create { name, sql, .. } => {
+                self.writes.insert(segment(name));
+                let options = cx.context().state().config().options().sql_parser.clone();
+                if let Ok(query) = crate::sql::parse_query(sql, &options) {
+                    self.add_statement_references(cx, &query)?;
+                }
+            }
+            SegmentStatement::Drop { name, .. } | SegmentStatement::SetSchedule { name, .. } => {
+                self.writes.insert(segment(name));
+            }
+            SegmentStatement::Refresh { name } => {
+                self.writes.insert(Object::Segment(name.clone()));
+                self.writes
+                    .insert(Object::Schema(SEGMENT_DATA_SCHEMA.to_string()));
+            }
+            SegmentStatement::ExplainMembership { segment: name, .. } => {
+                self.reads.insert(segment(name));
+            }
+            SegmentStatement::CreateDestination { name, options, .. } => {
+                self.writes.insert(Object::Destination(name.clone()));
+                for (key, value) in options {
+                    if key == "path" || key == "url" {
+                        self.writes.insert(Object::Location(value.clone()));
+                    }
+                }
+            }
+            SegmentStatement::DropDestination { name, .. } => {
+                self.writes.insert(Object::Destination(name.clone()));
+            }
+            SegmentStatement::Activate {
+                segment: name,
+                destination,
+                profiles_table,
+                ..
+            } => {
+                self.writes.insert(segment(name));
+                self.reads.insert(Object::Destination(destination.clone()));
+                if let Some(t) = profiles_table {
+                    self.reads.insert(table_of_parts(cx, &split_name(t)));
+                }
+            }
+            SegmentStatement::Deactivate {
+                segment: name,
+                destination,
+            } => {
+                self.writes.insert(segment(name));
+                self.reads.insert(Object::Destination(destination.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tables a sqlparser statement names (CTE names excluded) are read.
+    fn add_references(&mut self, cx: &StatementContext, statement: Statement) -> Result<()> {
+        self.add_statement_references(cx, &DFStatement::Statement(Box::new(statement)))
+    }
+
+    fn add_statement_references(
+        &mut self,
+        cx: &StatementContext,
+        statement: &DFStatement,
+    ) -> Result<()> {
+        for reference in cx.context().state().resolve_table_references(statement)? {
+            self.reads.insert(table(cx, &reference));
+        }
+        Ok(())
+    }
+}
+
+/// `a.b` or `"a"."b"` as written in a statement, split (quotes removed).
+fn split_name(name: &str) -> Vec<String> {
+    TableReference::from(name).to_vec().into_iter().collect()
+}
+
+/// The catalog table a plan's reference names, resolved against the
+/// session's default schema; a time-travel table is its base table.
+pub(super) fn table(cx: &StatementContext, reference: &TableReference) -> Object {
+    let schema = match reference.schema() {
+        Some(s) => s.to_string(),
+        None => default_schema(cx),
+    };
+    if schema == TIME_TRAVEL_SCHEMA {
+        let base = reference.table();
+        let base = base.rsplit_once('@').map_or(base, |(t, _)| t);
+        return match base.split_once('.') {
+            Some((s, t)) => Object::Table {
+                schema: s.to_string(),
+                table: t.to_string(),
+            },
+            None => Object::Table {
+                schema: DEFAULT_SCHEMA.to_string(),
+                table: base.to_string(),
+            },
+        };
+    }
+    Object::Table {
+        schema,
+        table: reference.table().to_string(),
+    }
+}
+
+fn table_of_parts(cx: &StatementContext, parts: &[String]) -> Object {
+    match parts {
+        [t] => Object::Table {
+            schema: default_schema(cx),
+            table: t.clone(),
+        },
+        [.., s, t] => Object::Table {
+            schema: s.clone(),
+            table: t.clone(),
+        },
+        [] => Object::AllTables,
+    }
+}
+
+fn default_schema(cx: &StatementContext) -> String {
+    cx.context()
+        .state()
+        .config()
+        .options()
+        .catalog
+        .default_schema
+        .clone()
+}

@@ -1,0 +1,158 @@
+//! The context of one statement.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::catalog::MemoryCatalogProviderList;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
+use seglake_catalog::{DEFAULT_CATALOG, Snapshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::SnapshotCatalog;
+use crate::{Engine, Result};
+
+/// A statement's id, unique in this process and sortable by start time
+/// (a UUID v7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StatementId(uuid::Uuid);
+
+impl std::fmt::Display for StatementId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.simple().fmt(f)
+    }
+}
+
+/// Which entry point a statement came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// SQL text (Flight SQL statements and prepared statements, DoPut
+    /// updates, SQL the collector runs).
+    Sql,
+    /// A bulk ingest (Flight SQL `CommandStatementIngest`, collector commits).
+    Ingest,
+    /// A scheduled segment refresh.
+    Scheduler,
+    /// Catalog metadata for clients (Flight SQL `GetTables`, `GetDbSchemas`).
+    Metadata,
+}
+
+/// One statement: who runs it, since when, how to stop it, and the
+/// DataFusion context it plans and runs in.
+///
+/// The context is the session's settings with a catalog list of its own
+/// holding this statement's catalog snapshot: two statements of one session
+/// running at once each see their own snapshot.
+pub struct StatementContext {
+    id: StatementId,
+    user: String,
+    source: Source,
+    started_at: chrono::DateTime<chrono::Utc>,
+    started: Instant,
+    cancel: CancellationToken,
+    engine: Arc<Engine>,
+    ctx: SessionContext,
+    /// The catalog version installed in `ctx`.
+    snapshot: parking_lot::RwLock<Option<Arc<Snapshot>>>,
+}
+
+impl std::fmt::Debug for StatementContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatementContext")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl StatementContext {
+    /// Starts a statement of `user` with the settings of `session` and the
+    /// newest catalog snapshot.
+    pub(crate) async fn begin(
+        engine: &Arc<Engine>,
+        session: &SessionContext,
+        user: &str,
+        source: Source,
+    ) -> Result<Self> {
+        let state = SessionStateBuilder::new_from_existing(session.state())
+            .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
+            .build();
+        let cx = Self {
+            id: StatementId(uuid::Uuid::now_v7()),
+            user: user.to_string(),
+            source,
+            started_at: chrono::Utc::now(),
+            started: Instant::now(),
+            cancel: CancellationToken::new(),
+            engine: Arc::clone(engine),
+            ctx: SessionContext::new_with_state(state),
+            snapshot: parking_lot::RwLock::new(None),
+        };
+        cx.refresh_catalog().await?;
+        Ok(cx)
+    }
+
+    pub fn id(&self) -> StatementId {
+        self.id
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    pub fn started_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.started_at
+    }
+
+    /// Time since the statement began.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// Cancelled when the statement must stop.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The statement's DataFusion context (the session's settings, this
+    /// statement's catalog snapshot).
+    pub(crate) fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Installs the newest catalog version in this statement's context
+    /// (a command that committed a catalog change reads its own writes).
+    pub(crate) async fn refresh_catalog(&self) -> Result<Arc<Snapshot>> {
+        let snapshot = self.engine.catalog().await?;
+        let parquet = self.ctx.state().table_options().parquet.clone();
+        self.ctx.register_catalog(
+            DEFAULT_CATALOG,
+            Arc::new(SnapshotCatalog::new(
+                Arc::clone(&snapshot),
+                parquet,
+                Arc::clone(&self.engine),
+            )),
+        );
+        *self.snapshot.write() = Some(Arc::clone(&snapshot));
+        Ok(snapshot)
+    }
+
+    /// The catalog version the statement plans against.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(
+            self.snapshot
+                .read()
+                .as_ref()
+                .expect("begin installs a snapshot"),
+        )
+    }
+}

@@ -1,0 +1,209 @@
+//! The pipeline's steps on a real warehouse (a temporary directory).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
+use futures::TryStreamExt;
+
+use super::{Access, Object, Source, check};
+use crate::{Engine, EngineConfig, EngineError, Outcome, Session};
+
+async fn open(dir: &tempfile::TempDir) -> Arc<Engine> {
+    Engine::open(EngineConfig::new(dir.path().to_str().unwrap()))
+        .await
+        .unwrap()
+}
+
+async fn run(session: &Session, sql: &str) {
+    match session.execute(sql, vec![]).await.unwrap() {
+        Outcome::Rows { stream, .. } => {
+            let _: Vec<_> = stream.try_collect().await.unwrap();
+        }
+        Outcome::Done { .. } => {}
+    }
+}
+
+async fn count(session: &Session, table: &str) -> i64 {
+    let Outcome::Rows { stream, .. } = session
+        .execute(&format!("SELECT count(*) FROM {table}"), vec![])
+        .await
+        .unwrap()
+    else {
+        panic!("not a query")
+    };
+    let batches: Vec<_> = stream.try_collect().await.unwrap();
+    batches[0].column(0).as_primitive::<Int64Type>().value(0)
+}
+
+/// A warehouse with managed tables `m (a)` and `n (b)`, one row each.
+async fn warehouse() -> (tempfile::TempDir, Session) {
+    let dir = tempfile::tempdir().unwrap();
+    let session = open(&dir).await.session("alice").unwrap();
+    run(&session, "CREATE TABLE m AS SELECT 1 AS a").await;
+    run(&session, "CREATE TABLE n AS SELECT 2 AS b").await;
+    (dir, session)
+}
+
+/// The read and write sets the check sees for `sql`.
+async fn access(session: &Session, sql: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let cx = session.begin(Source::Sql).await.unwrap();
+    let (plan, _) = session.plan(&cx, sql, &[], false).await.unwrap();
+    let Access { reads, writes } = Access::of(&cx, &plan).unwrap();
+    let names = |set: BTreeSet<Object>| {
+        set.into_iter()
+            .map(|o| match o {
+                Object::Table { schema, table } => format!("{schema}.{table}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    (names(reads), names(writes))
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn the_access_covers_the_whole_plan() {
+    let (_dir, session) = warehouse().await;
+    for (sql, reads, writes) in [
+        ("SELECT * FROM m", set(&["public.m"]), set(&[])),
+        (
+            "SELECT * FROM m WHERE a IN (SELECT b FROM n)",
+            set(&["public.m", "public.n"]),
+            set(&[]),
+        ),
+        (
+            "SELECT (SELECT max(b) FROM public.n) FROM m",
+            set(&["public.m", "public.n"]),
+            set(&[]),
+        ),
+        (
+            "EXPLAIN ANALYZE SELECT * FROM m JOIN n ON a = b",
+            set(&["public.m", "public.n"]),
+            set(&[]),
+        ),
+        (
+            "INSERT INTO m SELECT b FROM n",
+            set(&["public.n"]),
+            set(&["public.m"]),
+        ),
+        (
+            "EXPLAIN INSERT INTO m SELECT b FROM n",
+            set(&["public.n"]),
+            set(&["public.m"]),
+        ),
+        (
+            "DELETE FROM m WHERE a IN (SELECT b FROM n)",
+            set(&["public.m", "public.n"]),
+            set(&["public.m"]),
+        ),
+        (
+            "UPDATE m SET a = 3 WHERE a = 1",
+            set(&["public.m"]),
+            set(&["public.m"]),
+        ),
+        (
+            "SELECT * FROM table_at('n', 0)",
+            set(&["public.n"]),
+            set(&[]),
+        ),
+        ("OPTIMIZE TABLE n", set(&[]), set(&["public.n"])),
+        ("FORGET PROFILE 'p'", set(&[]), set(&["AllTables"])),
+        (
+            "CREATE TABLE c AS SELECT * FROM m",
+            set(&["public.m"]),
+            set(&["public.c"]),
+        ),
+        ("DROP TABLE n", set(&[]), set(&["public.n"])),
+        (
+            "SET datafusion.execution.batch_size = 100",
+            set(&[]),
+            set(&["Settings"]),
+        ),
+        (
+            "CREATE SEGMENT s AS SELECT a AS profile_id FROM m",
+            set(&["public.m"]),
+            set(&["Segment(Some(\"s\"))"]),
+        ),
+    ] {
+        assert_eq!(access(&session, sql).await, (reads, writes), "{sql}");
+    }
+}
+
+#[tokio::test]
+async fn writes_hidden_in_a_statement_are_refused_and_change_nothing() {
+    let (dir, session) = warehouse().await;
+    let target = dir.path().join("copied");
+    for sql in [
+        "EXPLAIN ANALYZE INSERT INTO m VALUES (5)".to_string(),
+        "EXPLAIN ANALYZE INSERT INTO m SELECT b FROM n".to_string(),
+        format!(
+            "EXPLAIN ANALYZE COPY (SELECT * FROM m) TO '{}' STORED AS PARQUET",
+            target.display()
+        ),
+        format!(
+            "COPY (SELECT * FROM m) TO '{}' STORED AS PARQUET",
+            target.display()
+        ),
+        "PREPARE p AS INSERT INTO m VALUES (6)".to_string(),
+        "PREPARE q AS SELECT * FROM m".to_string(),
+    ] {
+        let e = session.execute(&sql, vec![]).await.unwrap_err();
+        assert!(matches!(e, EngineError::Unsupported(_)), "{sql}: {e}");
+        // The check refuses at prepare time too (Flight SQL's prepared
+        // statements plan first).
+        let e = session.prepare(&sql, &[]).await.unwrap_err();
+        assert!(matches!(e, EngineError::Unsupported(_)), "{sql}: {e}");
+    }
+    assert_eq!(count(&session, "m").await, 1);
+    assert!(!target.exists());
+    // A query under EXPLAIN ANALYZE still runs.
+    run(&session, "EXPLAIN ANALYZE SELECT * FROM m").await;
+}
+
+#[tokio::test]
+async fn a_statement_plans_against_its_own_snapshot() {
+    let (_dir, session) = warehouse().await;
+    let first = session.begin(Source::Sql).await.unwrap();
+    run(&session, "CREATE TABLE later AS SELECT 1 AS x").await;
+    let second = session.begin(Source::Sql).await.unwrap();
+    let sees = |cx: &super::StatementContext| {
+        cx.context()
+            .catalog(crate::DEFAULT_CATALOG)
+            .and_then(|c| c.schema("public"))
+            .is_some_and(|s| s.table_exist("later"))
+    };
+    // Another statement of the session began since: the first one still
+    // plans against the catalog it started with.
+    assert!(!sees(&first));
+    assert!(sees(&second));
+    assert!(first.snapshot().version < second.snapshot().version);
+    assert_ne!(first.id(), second.id());
+    // The session's own context holds no snapshot at all.
+    assert!(session.context().catalog(crate::DEFAULT_CATALOG).is_none());
+}
+
+#[tokio::test]
+async fn the_check_sees_ingest_and_scheduler_statements() {
+    let (_dir, session) = warehouse().await;
+    let cx = session.begin(Source::Scheduler).await.unwrap();
+    let plan = super::Plan::Ingest {
+        schema: "public".into(),
+        table: "m".into(),
+        mode: crate::IngestMode::Append,
+    };
+    let access = check(&cx, &plan).unwrap();
+    assert_eq!(
+        access.writes,
+        BTreeSet::from([Object::Table {
+            schema: "public".into(),
+            table: "m".into()
+        }])
+    );
+    assert!(access.reads.is_empty());
+    assert_eq!(plan.kind().label(), "ingest");
+}

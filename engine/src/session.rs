@@ -1,0 +1,398 @@
+//! A client's session: a thin dispatcher that takes every statement through
+//! the pipeline (`crate::pipeline`): begin → parse → plan → check → execute.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{ParamValues, ScalarValue, TableReference};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use futures::Stream;
+use seglake_catalog::DEFAULT_CATALOG;
+use tracing::warn;
+
+use crate::pipeline::{Outcome, Plan, Source, StatementContext, StatementKind, check, classify};
+use crate::sql::{self, Parsed, SeglakeStatement};
+use crate::{Engine, EngineError, IngestMode, Result};
+
+/// A statement planned but not executed.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub kind: StatementKind,
+    /// Result schema for queries; empty for commands.
+    pub schema: SchemaRef,
+    /// One field per positional parameter (`$1`, `$2`, ...), typed where
+    /// DataFusion could infer the type, `Null` otherwise.
+    pub parameters: SchemaRef,
+    /// A query with every parameter bound, as planned: run it with
+    /// [`Session::run_planned`] instead of planning the SQL again.
+    pub planned: Option<PlannedQuery>,
+}
+
+/// A query planned (logically, every parameter bound) and checked by
+/// [`Session::prepare`], with the statement context it was planned in. Its
+/// managed (Delta) tables are read at the versions current when it was
+/// planned.
+#[derive(Clone)]
+pub struct PlannedQuery {
+    plan: LogicalPlan,
+    cx: Arc<StatementContext>,
+}
+
+impl std::fmt::Debug for PlannedQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlannedQuery")
+            .field("statement", &self.cx.id())
+            .finish()
+    }
+}
+
+/// A table as metadata clients (Flight SQL `GetTables`) see it.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub catalog: String,
+    pub schema: String,
+    pub name: String,
+    /// `TABLE` or `VIEW`.
+    pub table_type: &'static str,
+    pub arrow_schema: SchemaRef,
+}
+
+/// One client's SQL session: its own settings (`SET ...`), shared engine.
+pub struct Session {
+    engine: Arc<Engine>,
+    /// The session's settings. Statements plan in a context of their own
+    /// made from it (`StatementContext`); only `SET`/`RESET` change it.
+    ctx: SessionContext,
+    user: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("user", &self.user).finish()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(engine: Arc<Engine>, ctx: SessionContext, user: &str) -> Self {
+        Self {
+            engine,
+            ctx,
+            user: user.to_string(),
+        }
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The session's DataFusion context (settings, function registry).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Step 1: a new statement, with the newest catalog snapshot.
+    pub(crate) async fn begin(&self, source: Source) -> Result<StatementContext> {
+        StatementContext::begin(&self.engine, &self.ctx, &self.user, source).await
+    }
+
+    /// Steps 2 and 3: parse once, plan, bind `params`. With `exact`, the
+    /// number of values must match the statement's parameters; otherwise no
+    /// values means "not bound yet".
+    pub(crate) async fn plan(
+        &self,
+        cx: &StatementContext,
+        sql: &str,
+        params: &[ScalarValue],
+        exact: bool,
+    ) -> Result<(Plan, SchemaRef)> {
+        let state = cx.context().state();
+        let (statement, partition_by) = match sql::parse(sql, &state.config().options().sql_parser)?
+        {
+            Parsed::Seglake(mut statement) => {
+                let n = sql::seglake::parameter_count(&statement);
+                if exact || !params.is_empty() {
+                    sql::seglake::bind_parameters(&mut statement, params)?;
+                }
+                // Seglake statements are not typed by DataFusion: any type.
+                let parameters = Arc::new(Schema::new(
+                    (1..=n)
+                        .map(|i| Field::new(format!("${i}"), DataType::Null, true))
+                        .collect::<Vec<_>>(),
+                ));
+                return Ok((Plan::Seglake(statement), parameters));
+            }
+            Parsed::DataFusion {
+                statement,
+                partition_by,
+            } => (statement, partition_by),
+        };
+        let plan = state.statement_to_plan(statement).await?;
+        let wrap = |plan| Plan::DataFusion {
+            plan,
+            partition_by: partition_by.clone(),
+        };
+        let expected = parameter_schema(&plan)?;
+        if params.is_empty() && !exact {
+            return Ok((wrap(plan), expected));
+        }
+        if expected.fields().len() != params.len() {
+            return Err(EngineError::InvalidArgument(format!(
+                "the statement has {} parameter(s) but {} value(s) were bound",
+                expected.fields().len(),
+                params.len()
+            )));
+        }
+        if params.is_empty() {
+            return Ok((wrap(plan), expected));
+        }
+        let values = cast_params(params.to_vec(), &expected)?;
+        Ok((
+            wrap(plan.with_param_values(ParamValues::from(values))?),
+            expected,
+        ))
+    }
+
+    /// Plans `sql` without running it: its kind, result schema and
+    /// parameter schema. With `params` (bound values, possibly none yet) the
+    /// result schema is the one [`Session::execute`] will stream with the
+    /// same values; without, parameters are unknowns.
+    pub async fn prepare(&self, sql: &str, params: &[ScalarValue]) -> Result<Prepared> {
+        let cx = self.begin(Source::Sql).await?;
+        let (plan, parameters) = self.plan(&cx, sql, params, false).await?;
+        check(&cx, &plan)?;
+        let plan = match plan {
+            Plan::DataFusion { plan, .. } => plan,
+            Plan::Seglake(statement) => {
+                let rows = match &statement {
+                    SeglakeStatement::Segment(s) => crate::commands::segments::result_schema(s),
+                    _ => None,
+                };
+                return Ok(Prepared {
+                    kind: if rows.is_some() {
+                        StatementKind::Query
+                    } else {
+                        StatementKind::Command
+                    },
+                    schema: rows.unwrap_or_else(|| Arc::new(Schema::empty())),
+                    parameters,
+                    planned: None,
+                });
+            }
+            Plan::Ingest { .. } => unreachable!("SQL does not plan to an ingest"),
+        };
+        let kind = classify(&plan);
+        let schema = match kind {
+            StatementKind::Query => Arc::new(plan.schema().as_arrow().clone()),
+            StatementKind::Command => Arc::new(Schema::empty()),
+        };
+        let planned = (kind == StatementKind::Query && parameters.fields().len() == params.len())
+            .then(|| PlannedQuery {
+                plan,
+                cx: Arc::new(cx),
+            });
+        Ok(Prepared {
+            kind,
+            schema,
+            parameters,
+            planned,
+        })
+    }
+
+    /// Runs `sql` with positional parameter values. Queries return a lazy
+    /// stream; commands run to completion here.
+    pub async fn execute(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Outcome> {
+        let cx = self.begin(Source::Sql).await?;
+        let (plan, _) = self.plan(&cx, sql, &params, true).await?;
+        check(&cx, &plan)?;
+        cx.run(plan, &self.ctx).await
+    }
+
+    /// Runs a query [`Session::prepare`] planned and checked, without
+    /// planning it again.
+    pub async fn run_planned(&self, query: PlannedQuery) -> Result<Outcome> {
+        let PlannedQuery { plan, cx } = query;
+        cx.run_query(plan).await
+    }
+
+    /// Ingests a stream of batches into `table` and returns the number of
+    /// rows written. `schema` is the stream's schema. Each ingest is one
+    /// Delta commit (create: the catalog commit that registers the new
+    /// table), so a failed ingest leaves nothing visible.
+    pub async fn ingest<S>(
+        &self,
+        table: &TableReference,
+        mode: IngestMode,
+        schema: SchemaRef,
+        batches: S,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = Result<RecordBatch>> + Send + Unpin + 'static,
+    {
+        let cx = self.begin(Source::Ingest).await?;
+        let (schema_name, table_name) = cx.resolve_table_name(table)?;
+        let plan = Plan::Ingest {
+            schema: schema_name,
+            table: table_name,
+            mode,
+        };
+        check(&cx, &plan)?;
+        let Plan::Ingest {
+            schema: schema_name,
+            table: table_name,
+            mode,
+        } = plan
+        else {
+            unreachable!("built above")
+        };
+        cx.ingest(&schema_name, &table_name, mode, schema, batches)
+            .await
+    }
+
+    /// Refreshes a segment as the scheduler does (a statement of its own,
+    /// through the check like any other).
+    pub async fn refresh_segment(&self, name: &str) -> Result<()> {
+        let cx = self.begin(Source::Scheduler).await?;
+        let plan = Plan::Seglake(SeglakeStatement::Segment(
+            sql::segments::SegmentStatement::Refresh {
+                name: Some(name.to_string()),
+            },
+        ));
+        check(&cx, &plan)?;
+        cx.run(plan, &self.ctx).await.map(|_| ())
+    }
+
+    /// Schemas of the catalog, built-in ones included, sorted.
+    pub async fn schemas(&self) -> Result<Vec<String>> {
+        let cx = self.begin(Source::Metadata).await?;
+        let mut names = cx
+            .context()
+            .catalog(DEFAULT_CATALOG)
+            .map(|c| c.schema_names())
+            .unwrap_or_default();
+        names.push("information_schema".to_string());
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Every table and view with its Arrow schema (`with_schema`) or an
+    /// empty schema.
+    pub async fn tables(&self, with_schema: bool) -> Result<Vec<TableInfo>> {
+        let cx = self.begin(Source::Metadata).await?;
+        let ctx = cx.context();
+        let listing = ctx
+            .sql(
+                "SELECT table_catalog, table_schema, table_name, table_type \
+                 FROM information_schema.tables ORDER BY 1, 2, 3",
+            )
+            .await?
+            .collect()
+            .await?;
+        let mut out = vec![];
+        for batch in listing {
+            let col = |i: usize| arrow::array::AsArray::as_string::<i32>(batch.column(i));
+            let (cat, sch, name, ty) = (col(0), col(1), col(2), col(3));
+            for row in 0..batch.num_rows() {
+                let reference =
+                    TableReference::full(cat.value(row), sch.value(row), name.value(row));
+                let arrow_schema = if with_schema {
+                    match ctx.table_provider(reference).await {
+                        Ok(provider) => provider.schema(),
+                        // A segment whose query no longer plans still lists.
+                        Err(e) => {
+                            warn!(table = %name.value(row), error = %e, "table without a schema");
+                            Arc::new(Schema::empty())
+                        }
+                    }
+                } else {
+                    Arc::new(Schema::empty())
+                };
+                out.push(TableInfo {
+                    catalog: cat.value(row).to_string(),
+                    schema: sch.value(row).to_string(),
+                    name: name.value(row).to_string(),
+                    table_type: if ty.value(row) == "VIEW" {
+                        "VIEW"
+                    } else {
+                        "TABLE"
+                    },
+                    arrow_schema,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `(schema, table)` a reference names, against the session's
+    /// default schema.
+    pub fn resolve_table_name(&self, name: &TableReference) -> Result<(String, String)> {
+        crate::commands::resolve_table_name(&self.ctx, name)
+    }
+}
+
+/// `$1..$n` in order, typed where DataFusion inferred a type.
+fn parameter_schema(plan: &LogicalPlan) -> Result<SchemaRef> {
+    let types = plan.get_parameter_types()?;
+    let mut params: Vec<(usize, Option<DataType>)> = Vec::with_capacity(types.len());
+    for (name, ty) in types {
+        let index = name
+            .strip_prefix('$')
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                EngineError::InvalidArgument(format!(
+                    "named parameter '{name}' is not supported: use ? or $1, $2, ..."
+                ))
+            })?;
+        params.push((index, ty));
+    }
+    params.sort_by_key(|(i, _)| *i);
+    for (pos, (i, _)) in params.iter().enumerate() {
+        if *i != pos + 1 {
+            return Err(EngineError::InvalidArgument(format!(
+                "parameter ${} is missing (parameters must be numbered from $1 without gaps)",
+                pos + 1
+            )));
+        }
+    }
+    Ok(Arc::new(Schema::new(
+        params
+            .into_iter()
+            .map(|(i, ty)| Field::new(format!("${i}"), ty.unwrap_or(DataType::Null), true))
+            .collect::<Vec<_>>(),
+    )))
+}
+
+/// Casts bound values to the parameter types DataFusion inferred, so that a
+/// client's Int64 can fill an Int32 slot.
+fn cast_params(values: Vec<ScalarValue>, expected: &Schema) -> Result<Vec<ScalarValue>> {
+    values
+        .into_iter()
+        .zip(expected.fields())
+        .map(|(v, f)| {
+            let target = f.data_type();
+            if target == &DataType::Null
+                || &v.data_type() == target
+                || v.is_null() && target.is_nested()
+            {
+                Ok(v)
+            } else if v.is_null() {
+                Ok(ScalarValue::try_from(target)?)
+            } else {
+                v.cast_to(target).map_err(|e| {
+                    EngineError::InvalidArgument(format!(
+                        "parameter {} expects {target}, got {}: {e}",
+                        f.name(),
+                        v.data_type()
+                    ))
+                })
+            }
+        })
+        .collect()
+}
