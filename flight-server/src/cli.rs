@@ -94,6 +94,30 @@ pub struct ExecutionArgs {
     /// others fail with ResourceExhausted). Default: unlimited.
     #[arg(long, env = "SEGLAKE_MEMORY_LIMIT_MB")]
     pub memory_limit_mb: Option<usize>,
+
+    /// Defaults for DataFusion and Seglake settings as KEY=VALUE pairs
+    /// separated by commas (for example
+    /// `datafusion.execution.batch_size=16384,seglake.write_row_group_rows=262144`),
+    /// set on every session after Seglake's own defaults. Sessions may still
+    /// SET them. An unknown key or a bad value stops the start.
+    #[arg(
+        long,
+        env = "SEGLAKE_DATAFUSION_CONFIG",
+        value_delimiter = ',',
+        value_parser = parse_setting,
+        value_name = "KEY=VALUE"
+    )]
+    pub datafusion_config: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE` of `--datafusion-config`.
+fn parse_setting(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got '{text}'")),
+    }
 }
 
 /// Demo data size.
@@ -268,6 +292,7 @@ async fn open_engine(
         config.target_partitions = e.target_partitions;
         config.batch_size = e.batch_size;
         config.memory_limit = e.memory_limit_mb.map(|mb| mb * 1024 * 1024);
+        config.settings = e.datafusion_config.clone();
     }
     Ok(Engine::open(config).await?)
 }

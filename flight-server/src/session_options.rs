@@ -3,7 +3,8 @@
 //! The messages below follow `Flight.proto`.
 //!
 //! Options: `catalog` (only `seglake`), `schema` (the default schema), and
-//! any DataFusion setting by its full name (`datafusion.execution.batch_size`).
+//! any DataFusion or Seglake setting by its full name
+//! (`datafusion.execution.batch_size`, `seglake.write_row_group_rows`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,9 +13,9 @@ use arrow_flight::Action;
 use bytes::Bytes;
 use prost::Message;
 use seglake_engine::DEFAULT_CATALOG;
-use tonic::Status;
 
 use crate::auth::{ClientSession, Sessions};
+use crate::error::{Result, ServerError};
 
 #[derive(Clone, PartialEq, Message)]
 pub struct StringListValue {
@@ -100,12 +101,12 @@ pub async fn handle_action(
     sessions: &Sessions,
     client: &Arc<ClientSession>,
     action: Action,
-) -> Result<Bytes, Status> {
+) -> Result<Bytes> {
     let ctx = client.session.context();
     match action.r#type.as_str() {
         "SetSessionOptions" => {
             let req = SetSessionOptionsRequest::decode(action.body).map_err(|e| {
-                Status::invalid_argument(format!("bad SetSessionOptionsRequest: {e}"))
+                ServerError::InvalidArgument(format!("bad SetSessionOptionsRequest: {e}"))
             })?;
             let mut errors = HashMap::new();
             for (name, value) in req.session_options {
@@ -124,7 +125,9 @@ pub async fn handle_action(
                     "schema" => {
                         set_config(client, "datafusion.catalog.default_schema", &text).await
                     }
-                    n if n.starts_with("datafusion.") => set_config(client, n, &text).await,
+                    n if n.starts_with("datafusion.") || n.starts_with("seglake.") => {
+                        set_config(client, n, &text).await
+                    }
                     _ => Err(INVALID_NAME),
                 };
                 if let Err(code) = outcome {
@@ -157,7 +160,7 @@ pub async fn handle_action(
             sessions.close(&client.token);
             Ok(CloseSessionResult { status: 1 }.encode_to_vec().into())
         }
-        other => Err(Status::invalid_argument(format!(
+        other => Err(ServerError::InvalidArgument(format!(
             "unknown action '{other}'"
         ))),
     }
