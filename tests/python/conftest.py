@@ -67,12 +67,14 @@ def demo_warehouse(make_demo) -> Path:
 
 
 def pytest_generate_tests(metafunc):
-    """Parametrizes ``topology``: every test that starts a deployment runs on
-    every topology of the run (SEGLAKE_TEST_TOPOLOGIES, default
-    "single,distributed")."""
+    """Parametrizes ``topology``: a test that starts a deployment runs on the
+    topologies of the run (SEGLAKE_TEST_TOPOLOGIES, default
+    "single,distributed") that its module runs on (``h.topologies_for``:
+    modules whose results depend on where the plan runs declare
+    ``TOPOLOGIES = h.ALL_TOPOLOGIES``; the others run on "single")."""
     if "topology" not in metafunc.fixturenames:
         return
-    metafunc.parametrize("topology", h.topologies(), indirect=True, scope="session")
+    metafunc.parametrize("topology", h.topologies_for(metafunc.module), indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")

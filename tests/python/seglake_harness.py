@@ -76,6 +76,23 @@ def topologies() -> list[str]:
     return names or ["single"]
 
 
+ALL_TOPOLOGIES = KNOWN_TOPOLOGIES
+
+
+def topologies_for(module) -> list[str]:
+    """The topologies `module`'s tests run on: those of the run that the
+    module declares in ``TOPOLOGIES`` (default: "single" only). The
+    distributed topology costs three workers and a coordinator per
+    deployment, so only modules whose results depend on where the plan runs
+    (queries, functions, managed-table and S3 scans, segments, errors raised
+    while streaming) declare it."""
+    wanted = getattr(module, "TOPOLOGIES", ("single",))
+    unknown = [t for t in wanted if t not in KNOWN_TOPOLOGIES]
+    if unknown:
+        raise ValueError(f"{module.__name__}.TOPOLOGIES: unknown topologies {unknown}")
+    return [t for t in topologies() if t in wanted]
+
+
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a child process: ours without any SEGLAKE_* or
     AWS_* variable (so the developer's shell cannot change what a test

@@ -22,6 +22,9 @@ from adbc_driver_manager import AdbcStatusCode
 
 import seglake_harness as h
 
+# Results depend on where the plan runs: every topology of the run.
+TOPOLOGIES = h.ALL_TOPOLOGIES
+
 pytestmark = pytest.mark.skipif(
     "distributed" not in h.topologies(), reason="SEGLAKE_TEST_TOPOLOGIES leaves out distributed"
 )

@@ -29,6 +29,9 @@ from adbc_driver_manager import AdbcStatusCode
 
 import seglake_harness as h
 
+# Results depend on where the plan runs: every topology of the run.
+TOPOLOGIES = h.ALL_TOPOLOGIES
+
 UTC = dt.timezone.utc
 PROFILES = 400
 

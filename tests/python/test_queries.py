@@ -9,6 +9,9 @@ import pytest
 
 import seglake_harness as h
 
+# Results depend on where the plan runs: every topology of the run.
+TOPOLOGIES = h.ALL_TOPOLOGIES
+
 
 UTC = dt.timezone.utc
 

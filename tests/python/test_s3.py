@@ -16,6 +16,9 @@ import pytest
 from adbc_driver_manager import AdbcStatusCode
 
 import seglake_harness as h
+
+# Results depend on where the plan runs: every topology of the run.
+TOPOLOGIES = h.ALL_TOPOLOGIES
 from s3_server import ACCESS_KEY, REGION, SECRET_KEY  # the moto fixture is in conftest.py
 
 pytestmark = pytest.mark.s3

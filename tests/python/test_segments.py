@@ -13,6 +13,9 @@ from adbc_driver_manager import AdbcStatusCode
 
 import seglake_harness as h
 
+# Results depend on where the plan runs: every topology of the run.
+TOPOLOGIES = h.ALL_TOPOLOGIES
+
 
 def run(conn, sql):
     return h.rows(h.run_sql(conn, sql))
