@@ -125,14 +125,10 @@ fn object_store_kind(e: &object_store::Error) -> ErrorKind {
 
 fn datafusion_kind(e: &DataFusionError) -> ErrorKind {
     match e {
-        DataFusionError::SQL(..) | DataFusionError::Plan(_) => {
-            // DataFusion reports unknown tables as plan errors.
-            if is_table_not_found(e) {
-                ErrorKind::NotFound
-            } else {
-                ErrorKind::InvalidArgument
-            }
-        }
+        // Unknown tables are found by resolving the statement's table
+        // references against its snapshot (`Session::plan`), which raises
+        // `EngineError::NotFound`: a plan error is the statement's fault.
+        DataFusionError::SQL(..) | DataFusionError::Plan(_) => ErrorKind::InvalidArgument,
         DataFusionError::SchemaError(..) => ErrorKind::InvalidArgument,
         DataFusionError::NotImplemented(_) => ErrorKind::Unimplemented,
         DataFusionError::ResourcesExhausted(_) => ErrorKind::ResourceExhausted,
@@ -187,11 +183,6 @@ fn delta_kind(e: &deltalake_core::DeltaTableError) -> ErrorKind {
         D::Io { .. } => ErrorKind::Unavailable,
         _ => ErrorKind::Internal,
     }
-}
-
-fn is_table_not_found(e: &DataFusionError) -> bool {
-    let msg = e.to_string();
-    msg.contains("table '") && msg.contains("' not found")
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -132,7 +132,30 @@ impl Session {
                 partition_by,
             } => (statement, partition_by),
         };
-        let plan = state.statement_to_plan(statement).await?;
+        // The tables the statement reads (a CREATE's own target does not
+        // exist yet).
+        let created = created_table(&statement);
+        let references: Vec<TableReference> = state
+            .resolve_table_references(&statement)?
+            .into_iter()
+            .filter(|r| Some(r) != created.as_ref())
+            .collect();
+        let plan = match state.statement_to_plan(statement).await {
+            Ok(plan) => plan,
+            // A table the statement names is not in its snapshot: NotFound,
+            // decided by resolving the names, not by reading the message.
+            Err(e) => {
+                return Err(
+                    match references
+                        .iter()
+                        .find_map(|r| crate::catalog::missing(cx.context(), r))
+                    {
+                        Some(missing) => EngineError::NotFound(format!("{missing}: {e}")),
+                        None => e.into(),
+                    },
+                );
+            }
+        };
         let wrap = |plan| Plan::DataFusion {
             plan,
             partition_by: partition_by.clone(),
@@ -334,6 +357,22 @@ impl Session {
     pub fn resolve_table_name(&self, name: &TableReference) -> Result<(String, String)> {
         crate::commands::resolve_table_name(&self.ctx, name)
     }
+}
+
+/// The table a CREATE statement creates.
+fn created_table(statement: &datafusion::sql::parser::Statement) -> Option<TableReference> {
+    use datafusion::sql::parser::Statement as DFStatement;
+    use datafusion::sql::sqlparser::ast::Statement;
+    let name = match statement {
+        DFStatement::CreateExternalTable(c) => &c.name,
+        DFStatement::Statement(s) => match s.as_ref() {
+            Statement::CreateTable(c) => &c.name,
+            Statement::CreateView(c) => &c.name,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    datafusion::sql::planner::object_name_to_table_reference(name.clone(), true).ok()
 }
 
 /// `$1..$n` in order, typed where DataFusion inferred a type.

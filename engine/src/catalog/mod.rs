@@ -240,3 +240,31 @@ pub fn validate_schema(schema: &Schema) -> Result<()> {
     }
     Ok(())
 }
+
+/// What of `reference` does not exist in the catalog `ctx` plans against
+/// (`None`: it resolves, or it names a schema DataFusion or Seglake
+/// provides itself: `information_schema`, the time-travel schema).
+pub(crate) fn missing(
+    ctx: &datafusion::prelude::SessionContext,
+    reference: &datafusion::common::TableReference,
+) -> Option<String> {
+    let state = ctx.state();
+    let options = &state.config().options().catalog;
+    let catalog_name = reference.catalog().unwrap_or(&options.default_catalog);
+    let schema_name = reference.schema().unwrap_or(&options.default_schema);
+    if schema_name == "information_schema" || schema_name == TIME_TRAVEL_SCHEMA {
+        return None;
+    }
+    let Some(catalog) = ctx.catalog(catalog_name) else {
+        return Some(format!("catalog '{catalog_name}' not found"));
+    };
+    let Some(schema) = catalog.schema(schema_name) else {
+        return Some(format!("schema '{catalog_name}.{schema_name}' not found"));
+    };
+    (!schema.table_exist(reference.table())).then(|| {
+        format!(
+            "table '{catalog_name}.{schema_name}.{}' not found",
+            reference.table()
+        )
+    })
+}
