@@ -11,7 +11,11 @@
 //! same expected results.
 //!
 //! `cargo test -p seglake-tests --test sqllogictests -- <filter>` runs the
-//! files whose path contains `<filter>`.
+//! files whose path contains `<filter>`; files run several at a time.
+//! `... -- --complete [<filter>]` rewrites the expected results of those
+//! files with Seglake's answers (single node), as DataFusion's runner does:
+//! check the diff by hand before committing, expected values must come from
+//! an independent source.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -211,53 +215,90 @@ async fn open_db(path: &Path, topology: Topology) -> Db {
     }
 }
 
+/// Runs one file on one topology; `Err` carries the failure's text.
+async fn run_file(file: &Path, topology: Topology, complete: bool) -> Result<(), String> {
+    let db = open_db(file, topology).await;
+    let mut runner = sqllogictest::Runner::new({
+        let cell = Arc::new(std::sync::Mutex::new(Some(db)));
+        move || {
+            let cell = Arc::clone(&cell);
+            async move {
+                cell.lock()
+                    .expect("lock")
+                    .take()
+                    .ok_or_else(|| SltError("only one connection per file".into()))
+            }
+        }
+    });
+    if complete {
+        runner
+            .update_test_file(
+                file,
+                " ",
+                sqllogictest::default_validator,
+                sqllogictest::default_normalizer,
+                sqllogictest::default_column_validator,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        runner.run_file_async(file).await.map_err(|e| e.to_string())
+    }
+}
+
 #[tokio::main]
 async fn main() {
+    use futures::StreamExt;
+
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--complete` rewrites the expected results of the selected files with
+    // what Seglake answers (single node): review the diff before committing.
+    let complete = args.iter().any(|a| a == "--complete");
+    let filter: Option<&String> = args.iter().find(|a| !a.starts_with('-'));
     let mut files = vec![];
     slt_files(&root, &mut files);
     let files: Vec<_> = files
         .into_iter()
-        .filter(|f| {
-            filter
-                .as_ref()
-                .is_none_or(|p| f.to_string_lossy().contains(p.as_str()))
-        })
+        .filter(|f| filter.is_none_or(|p| f.to_string_lossy().contains(p.as_str())))
         .collect();
-    let mut failed = 0;
-    let mut ran = 0;
-    for topology in Topology::selected() {
-        for file in &files {
-            ran += 1;
+    let topologies = if complete {
+        vec![Topology::Single]
+    } else {
+        Topology::selected()
+    };
+    let runs: Vec<(Topology, &PathBuf)> = topologies
+        .iter()
+        .flat_map(|t| files.iter().map(move |f| (*t, f)))
+        .collect();
+    // Files are independent (each has its own warehouse): run several at
+    // once, and report in a stable order.
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let root = root.as_path();
+    let mut results: Vec<(String, Result<(), String>)> = futures::stream::iter(runs)
+        .map(|(topology, file)| async move {
             let name = format!(
                 "[{}] {}",
                 topology.name(),
-                file.strip_prefix(&root).unwrap_or(file).display()
+                file.strip_prefix(root).unwrap_or(file).display()
             );
-            let db = open_db(file, topology).await;
-            let mut runner = sqllogictest::Runner::new({
-                let cell = Arc::new(std::sync::Mutex::new(Some(db)));
-                move || {
-                    let cell = Arc::clone(&cell);
-                    async move {
-                        cell.lock()
-                            .expect("lock")
-                            .take()
-                            .ok_or_else(|| SltError("only one connection per file".into()))
-                    }
-                }
-            });
-            match runner.run_file_async(file).await {
-                Ok(()) => eprintln!("ok   {name}"),
-                Err(e) => {
-                    failed += 1;
-                    eprintln!("FAIL {name}\n{e}\n");
-                }
+            (name, run_file(file, topology, complete).await)
+        })
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut failed = 0;
+    for (name, result) in &results {
+        match result {
+            Ok(()) => eprintln!("ok   {name}"),
+            Err(e) => {
+                failed += 1;
+                eprintln!("FAIL {name}\n{e}\n");
             }
         }
     }
-    let passed = ran - failed;
+    let passed = results.len() - failed;
     // The closing line test runners are read by.
     eprintln!("sqllogictests: {passed} passed, {failed} failed");
     if failed > 0 {
