@@ -39,7 +39,7 @@ pub(crate) enum WriteMode {
 }
 
 impl StatementContext {
-    /// Runs a statement parsed by [`crate::statements`].
+    /// Runs a Seglake statement (`crate::sql::seglake`).
     pub(crate) async fn run_seglake(&self, statement: SeglakeStatement) -> Result<Outcome> {
         let rows = match statement {
             SeglakeStatement::Segment(s) => return self.run_segment(s).await,

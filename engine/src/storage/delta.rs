@@ -227,7 +227,7 @@ impl Engine {
         let table = self.open_delta(location, at).await?;
         let builder = table.table_provider().with_session(self.scan_session()?);
         if self.cluster().is_some() {
-            // A coordinator: scans that workers can run (delta_dist.rs).
+            // A coordinator: scans that workers can run (delta_scan.rs).
             let scan = builder.build().await?;
             return Ok(Arc::new(
                 crate::storage::delta_scan::DistributedDeltaTable::new(scan),
