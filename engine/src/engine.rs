@@ -5,14 +5,11 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use object_store::ObjectStore;
-use object_store::path::Path;
 use seglake_catalog::{
     CatalogStore, DEFAULT_CATALOG, DEFAULT_SCHEMA, S3Options, Snapshot, TableEntry, TableFormat,
     TableKind, Warehouse,
@@ -21,6 +18,8 @@ use tracing::info;
 
 use crate::commands::delete_prefix;
 use crate::distributed::{Cluster, ClusterConfig};
+use crate::pipeline::Handles;
+use crate::storage::Storage;
 use crate::{EngineError, Result, Session};
 
 /// How to open an [`Engine`].
@@ -58,20 +57,15 @@ impl EngineConfig {
     }
 }
 
-/// Shared by every session of a server.
+/// Shared by every session of a server: the composition root that puts the
+/// storage, the workers and the session settings together.
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
-    warehouse: Warehouse,
-    catalog: CatalogStore,
-    runtime: Arc<RuntimeEnv>,
+    storage: Arc<Storage>,
     cluster: Option<Cluster>,
-    /// Settings Delta scans follow (view types, pushdown), built once.
-    scan_session: std::sync::OnceLock<Arc<SessionState>>,
     /// Serialises segment refreshes in this process.
-    refresh_lock: tokio::sync::Mutex<()>,
-    /// Newest loaded state of each Delta table, brought up to date on use.
-    pub(crate) delta_tables: crate::storage::delta::TableCache,
+    refresh_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
@@ -98,27 +92,30 @@ impl Engine {
             None => None,
         };
         info!(warehouse = %warehouse.url(), "engine ready");
+        let storage = Arc::new(Storage::new(warehouse, catalog, runtime, cluster.is_some()));
         let engine = Arc::new(Self {
             config,
-            warehouse,
-            catalog,
-            runtime,
+            storage,
             cluster,
-            scan_session: std::sync::OnceLock::new(),
-            refresh_lock: tokio::sync::Mutex::new(()),
-            delta_tables: crate::storage::delta::TableCache::default(),
+            refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
         });
         // A bad `--datafusion-config` setting fails here, at start.
-        engine.session_state()?;
+        engine.storage.set_scan_session(engine.session_state()?);
         Ok(engine)
     }
 
+    /// The storage handle (statements get it through [`Engine::handles`]).
+    #[cfg(test)]
+    pub(crate) fn storage(&self) -> &Arc<Storage> {
+        &self.storage
+    }
+
     pub fn warehouse(&self) -> &Warehouse {
-        &self.warehouse
+        self.storage.warehouse()
     }
 
     pub fn runtime(&self) -> &Arc<RuntimeEnv> {
-        &self.runtime
+        self.storage.runtime()
     }
 
     /// The workers of a coordinator (`None` on a single node).
@@ -128,15 +125,22 @@ impl Engine {
 
     /// The newest committed catalog.
     pub async fn catalog(&self) -> Result<Arc<Snapshot>> {
-        Ok(self.catalog.current().await?)
+        self.storage.catalog().await
     }
 
-    pub(crate) fn refresh_lock(&self) -> &tokio::sync::Mutex<()> {
-        &self.refresh_lock
+    /// What a statement needs of the engine (`pipeline::StatementContext`).
+    pub(crate) fn handles(&self) -> Handles {
+        Handles {
+            storage: Arc::clone(&self.storage),
+            cluster: self.cluster.clone(),
+            refresh_lock: Arc::clone(&self.refresh_lock),
+        }
     }
 
-    pub(crate) fn catalog_store(&self) -> &CatalogStore {
-        &self.catalog
+    /// The worker service of `seglake worker`: plan fragments run with this
+    /// engine's runtime and object stores.
+    pub fn worker(&self) -> datafusion_distributed::Worker {
+        crate::distributed::worker(Arc::clone(&self.storage))
     }
 
     /// A fresh DataFusion session state with Seglake's configuration and
@@ -181,7 +185,7 @@ impl Engine {
             // DataFusion's rules plus ours (see optimizer.rs).
             .with_optimizer_rules(crate::optimizer::rules())
             .with_config(config)
-            .with_runtime_env(Arc::clone(&self.runtime));
+            .with_runtime_env(Arc::clone(self.storage.runtime()));
         if let Some(cluster) = &self.cluster {
             builder = cluster.configure(builder)?;
         }
@@ -190,53 +194,10 @@ impl Engine {
         Ok(state)
     }
 
-    /// The session whose settings Delta table scans follow.
-    pub(crate) fn scan_session(&self) -> Result<Arc<SessionState>> {
-        if let Some(s) = self.scan_session.get() {
-            return Ok(Arc::clone(s));
-        }
-        let state = Arc::new(self.session_state()?);
-        Ok(Arc::clone(self.scan_session.get_or_init(|| state)))
-    }
-
     /// A session for one client connection.
     pub fn session(self: &Arc<Self>, user: &str) -> Result<Session> {
         let ctx = SessionContext::new_with_state(self.session_state()?);
         Ok(Session::new(Arc::clone(self), ctx, user))
-    }
-
-    /// Makes sure DataFusion can reach the store of `url` (a table outside
-    /// the warehouse store: another bucket, or local files next to an S3
-    /// warehouse).
-    pub(crate) fn ensure_object_store(&self, url: &str) -> Result<()> {
-        let table_url = ListingTableUrl::parse(url)?;
-        let store_url = table_url.object_store();
-        if self.runtime.object_store(&store_url).is_ok() {
-            return Ok(());
-        }
-        let parsed: &url::Url = store_url.as_ref();
-        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
-            "file" => Arc::new(object_store::local::LocalFileSystem::new()),
-            "s3" => {
-                let bucket = parsed.host_str().unwrap_or_default();
-                self.warehouse.s3_options().build(bucket)?
-            }
-            other => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "unsupported location scheme '{other}': use a path, file:// or s3://"
-                )));
-            }
-        };
-        self.runtime.register_object_store(parsed, store);
-        Ok(())
-    }
-
-    /// The store and path of a table location URL.
-    pub(crate) fn store_for(&self, url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
-        self.ensure_object_store(url)?;
-        let table_url = ListingTableUrl::parse(url)?;
-        let store = self.runtime.object_store(table_url.object_store())?;
-        Ok((store, table_url.prefix().clone()))
     }
 }
 
@@ -261,13 +222,14 @@ impl Engine {
         {
             return Ok(None);
         }
-        let root = self.warehouse.path(&["demo"]);
+        let root = self.warehouse().path(&["demo"]);
         // A re-run replaces the previous demo files.
-        delete_prefix(self.warehouse.store().as_ref(), &root).await?;
+        delete_prefix(self.warehouse().store().as_ref(), &root).await?;
         // The demo tables are rewritten at the same locations.
-        self.forget_delta_tables(&self.warehouse.dir_url(&root));
+        self.storage
+            .forget_delta_tables(&self.warehouse().dir_url(&root));
         let summary =
-            crate::demo::generate(self.warehouse.store(), &root, options, progress).await?;
+            crate::demo::generate(self.warehouse().store(), &root, options, progress).await?;
         // The generated Parquet directories become managed Delta tables
         // (a log that adopts the files as version 0), so that UPDATE,
         // DELETE, MERGE, FORGET PROFILE and the collector work on the demo.
@@ -283,13 +245,18 @@ impl Engine {
             ("identifiers", crate::demo::identifiers_schema(), None),
         ] {
             let location = self
-                .warehouse
-                .dir_url(&self.warehouse.path(&["demo", name]));
+                .warehouse()
+                .dir_url(&self.warehouse().path(&["demo", name]));
             let mut fields: Vec<Field> =
                 schema.fields().iter().map(|f| f.as_ref().clone()).collect();
             fields.extend(partition.clone());
-            crate::storage::delta::convert_parquet_dir(self, &location, name, partition.as_ref())
-                .await?;
+            crate::storage::delta::convert_parquet_dir(
+                &self.storage,
+                &location,
+                name,
+                partition.as_ref(),
+            )
+            .await?;
             tables.push((
                 name,
                 TableEntry {
@@ -303,7 +270,8 @@ impl Engine {
                 },
             ));
         }
-        self.catalog
+        self.storage
+            .catalog_store()
             .update(|st| {
                 for (name, entry) in &tables {
                     st.put_table(DEFAULT_SCHEMA, name, entry.clone(), false, true)?;

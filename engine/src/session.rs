@@ -98,7 +98,7 @@ impl Session {
 
     /// Step 1: a new statement, with the newest catalog snapshot.
     pub(crate) async fn begin(&self, source: Source) -> Result<StatementContext> {
-        StatementContext::begin(&self.engine, &self.ctx, &self.user, source).await
+        StatementContext::begin(self.engine.handles(), &self.ctx, &self.user, source).await
     }
 
     /// Steps 2 and 3: parse once, plan, bind `params`. With `exact`, the
@@ -350,12 +350,6 @@ impl Session {
             }
         }
         Ok(out)
-    }
-
-    /// The `(schema, table)` a reference names, against the session's
-    /// default schema.
-    pub fn resolve_table_name(&self, name: &TableReference) -> Result<(String, String)> {
-        crate::commands::resolve_table_name(&self.ctx, name)
     }
 }
 

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use seglake_engine::Engine;
-use seglake_engine::distributed::worker;
 use tokio::net::TcpListener;
 use tracing::info;
 
@@ -16,7 +15,7 @@ use crate::server::{RunningServer, serve};
 pub async fn start_worker(engine: Arc<Engine>, listen: SocketAddr) -> Result<RunningServer> {
     let listener = TcpListener::bind(listen).await?;
     let router =
-        tonic::transport::Server::builder().add_service(worker(engine).into_worker_server());
+        tonic::transport::Server::builder().add_service(engine.worker().into_worker_server());
     let running = serve(listener, router, "worker")?;
     info!(addr = %running.addr(), "distributed worker listening");
     Ok(running)

@@ -22,24 +22,33 @@ use datafusion::datasource::listing::{
 use datafusion::error::{DataFusionError, Result};
 use seglake_catalog::{SYSTEM_SCHEMA, Snapshot, TableEntry, TableFormat};
 
-use crate::Engine;
+use crate::distributed::Cluster;
 use crate::sql::TIME_TRAVEL_SCHEMA;
+use crate::storage::Storage;
 use crate::storage::delta::TimeTravel;
 use system::SystemSchema;
 
 #[derive(Debug)]
-pub struct SnapshotCatalog {
+pub(crate) struct SnapshotCatalog {
     snapshot: Arc<Snapshot>,
     parquet: TableParquetOptions,
-    engine: Arc<Engine>,
+    storage: Arc<Storage>,
+    /// The workers of a coordinator, for `system.workers`.
+    cluster: Option<Cluster>,
 }
 
 impl SnapshotCatalog {
-    pub fn new(snapshot: Arc<Snapshot>, parquet: TableParquetOptions, engine: Arc<Engine>) -> Self {
+    pub(crate) fn new(
+        snapshot: Arc<Snapshot>,
+        parquet: TableParquetOptions,
+        storage: Arc<Storage>,
+        cluster: Option<Cluster>,
+    ) -> Self {
         Self {
             snapshot,
             parquet,
-            engine,
+            storage,
+            cluster,
         }
     }
 }
@@ -56,27 +65,29 @@ impl CatalogProvider for SnapshotCatalog {
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         if name == SYSTEM_SCHEMA {
             return Some(Arc::new(SystemSchema::new(
-                Arc::clone(&self.engine),
+                Arc::clone(&self.storage),
+                self.cluster.clone(),
                 Arc::clone(&self.snapshot),
             )));
         }
         if name == seglake_catalog::SEGMENTS_SCHEMA {
             return Some(Arc::new(segments::SegmentsSchema::new(
-                Arc::clone(&self.engine),
+                Arc::clone(&self.storage),
+                self.cluster.clone(),
                 Arc::clone(&self.snapshot),
             )));
         }
         if name == TIME_TRAVEL_SCHEMA {
             return Some(Arc::new(TimeTravelSchema {
                 snapshot: Arc::clone(&self.snapshot),
-                engine: Arc::clone(&self.engine),
+                storage: Arc::clone(&self.storage),
             }));
         }
         let schema = self.snapshot.state.schemas.get(name)?;
         Some(Arc::new(SnapshotSchema {
             tables: schema.tables.clone(),
             parquet: self.parquet.clone(),
-            engine: Arc::clone(&self.engine),
+            storage: Arc::clone(&self.storage),
         }))
     }
 }
@@ -86,7 +97,7 @@ impl CatalogProvider for SnapshotCatalog {
 pub struct SnapshotSchema {
     tables: std::collections::BTreeMap<String, TableEntry>,
     parquet: TableParquetOptions,
-    engine: Arc<Engine>,
+    storage: Arc<Storage>,
 }
 
 #[async_trait]
@@ -98,7 +109,7 @@ impl SchemaProvider for SnapshotSchema {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         match self.tables.get(name) {
             Some(entry) => Ok(Some(
-                table_provider(&self.engine, entry, &self.parquet, None).await?,
+                table_provider(&self.storage, entry, &self.parquet, None).await?,
             )),
             None => Ok(None),
         }
@@ -124,7 +135,7 @@ impl SchemaProvider for SnapshotSchema {
 #[derive(Debug)]
 struct TimeTravelSchema {
     snapshot: Arc<Snapshot>,
-    engine: Arc<Engine>,
+    storage: Arc<Storage>,
 }
 
 #[async_trait]
@@ -158,7 +169,7 @@ impl SchemaProvider for TimeTravelSchema {
             )));
         }
         let provider = self
-            .engine
+            .storage
             .delta_provider(&entry.location, Some(&at))
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
@@ -193,14 +204,14 @@ impl SchemaProvider for TimeTravelSchema {
 /// Builds the DataFusion table for a catalog entry. Parquet tables use the
 /// schema the catalog recorded (no file is read until the table is
 /// scanned); Delta tables read their log (at `at`, or the newest version).
-pub async fn table_provider(
-    engine: &Engine,
+pub(crate) async fn table_provider(
+    storage: &Storage,
     entry: &TableEntry,
     parquet: &TableParquetOptions,
     at: Option<&TimeTravel>,
 ) -> Result<Arc<dyn TableProvider>> {
     match entry.format {
-        TableFormat::Delta => engine
+        TableFormat::Delta => storage
             .delta_provider(&entry.location, at)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e))),

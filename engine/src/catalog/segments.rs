@@ -11,19 +11,28 @@ use datafusion::logical_expr::TableType;
 use datafusion::prelude::SessionContext;
 use seglake_catalog::{DEFAULT_CATALOG, Snapshot};
 
-use crate::Engine;
 use crate::catalog::SnapshotCatalog;
+use crate::distributed::Cluster;
+use crate::storage::Storage;
 
 /// Plans `sql` against `snapshot` and wraps it as a view. Unqualified
 /// names resolve in the `public` schema.
 pub(crate) async fn plan_view(
-    engine: &Arc<Engine>,
+    storage: &Arc<Storage>,
+    cluster: Option<&Cluster>,
     snapshot: &Arc<Snapshot>,
     sql: &str,
 ) -> Result<Arc<dyn TableProvider>> {
-    let state = engine
-        .session_state()
+    let base = storage
+        .scan_session()
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    // The engine's settings and functions, with a catalog list of its own.
+    let state =
+        datafusion::execution::SessionStateBuilder::new_from_existing(base.as_ref().clone())
+            .with_catalog_list(Arc::new(
+                datafusion::catalog::MemoryCatalogProviderList::new(),
+            ))
+            .build();
     let parquet = state.table_options().parquet.clone();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_catalog(
@@ -31,7 +40,8 @@ pub(crate) async fn plan_view(
         Arc::new(SnapshotCatalog::new(
             Arc::clone(snapshot),
             parquet,
-            Arc::clone(engine),
+            Arc::clone(storage),
+            cluster.cloned(),
         )),
     );
     let state = ctx.state();
@@ -44,13 +54,22 @@ pub(crate) async fn plan_view(
 /// The `segments` schema: one view per segment, its current definition.
 #[derive(Debug)]
 pub(crate) struct SegmentsSchema {
-    engine: Arc<Engine>,
+    storage: Arc<Storage>,
+    cluster: Option<Cluster>,
     snapshot: Arc<Snapshot>,
 }
 
 impl SegmentsSchema {
-    pub(crate) fn new(engine: Arc<Engine>, snapshot: Arc<Snapshot>) -> Self {
-        Self { engine, snapshot }
+    pub(crate) fn new(
+        storage: Arc<Storage>,
+        cluster: Option<Cluster>,
+        snapshot: Arc<Snapshot>,
+    ) -> Self {
+        Self {
+            storage,
+            cluster,
+            snapshot,
+        }
     }
 }
 
@@ -64,9 +83,14 @@ impl SchemaProvider for SegmentsSchema {
         let Some(entry) = self.snapshot.state.segments.get(name) else {
             return Ok(None);
         };
-        let view = plan_view(&self.engine, &self.snapshot, &entry.current().sql)
-            .await
-            .map_err(|e| DataFusionError::Plan(format!("segment '{name}': {e}")))?;
+        let view = plan_view(
+            &self.storage,
+            self.cluster.as_ref(),
+            &self.snapshot,
+            &entry.current().sql,
+        )
+        .await
+        .map_err(|e| DataFusionError::Plan(format!("segment '{name}': {e}")))?;
         Ok(Some(view))
     }
 

@@ -24,7 +24,7 @@ impl StatementContext {
         ddl: DdlStatement,
         partition_by: &[String],
     ) -> Result<Outcome> {
-        let catalog = self.engine().catalog_store();
+        let catalog = self.storage().catalog_store();
         match ddl {
             DdlStatement::CreateExternalTable(cmd) => self.create_external_table(*cmd).await?,
             DdlStatement::CreateCatalogSchema(cmd) => {
@@ -136,8 +136,8 @@ impl StatementContext {
             ));
         };
         let (schema_name, table) = self.resolve_table_name(&cmd.name)?;
-        let location = self.engine().warehouse().resolve_location(location)?;
-        self.engine().ensure_object_store(&location)?;
+        let location = self.storage().warehouse().resolve_location(location)?;
+        self.storage().ensure_object_store(&location)?;
 
         let declared = cmd.schema.as_arrow();
         let partition_columns: Vec<PartitionColumn> = cmd
@@ -194,7 +194,7 @@ impl StatementContext {
             created_at: chrono::Utc::now(),
             comment: None,
         };
-        self.engine()
+        self.storage()
             .catalog_store()
             .update(|st| {
                 st.put_table(
@@ -216,8 +216,8 @@ impl StatementContext {
             return;
         }
         // Its location is never reused: no reason to keep its state.
-        self.engine().forget_delta_tables(&entry.location);
-        match self.engine().store_for(&entry.location) {
+        self.storage().forget_delta_tables(&entry.location);
+        match self.storage().store_for(&entry.location) {
             Ok((store, prefix)) => {
                 if let Err(e) = delete_prefix(store.as_ref(), &prefix).await {
                     warn!(location = %entry.location, error = %e, "could not delete dropped table data");

@@ -56,7 +56,7 @@ impl StatementContext {
                 "the system schema is read-only".into(),
             ));
         }
-        let snapshot = self.engine().catalog().await?;
+        let snapshot = self.storage().catalog().await?;
         let existing = snapshot
             .state
             .table(&schema_name, &table_name)
@@ -78,7 +78,7 @@ impl StatementContext {
                 // A new version with the new rows (and schema): time travel
                 // still reaches the old data until it is vacuumed.
                 let plan = stream_plan(Arc::clone(&schema), batches)?;
-                let table = self.engine().open_delta(&entry.location, None).await?;
+                let table = self.storage().open_delta(&entry.location, None).await?;
                 let target = Arc::new(crate::commands::managed::plain_schema(&schema));
                 let (_, rows) = self
                     .write_plan(table, plan, &target, WriteMode::Overwrite)
@@ -86,7 +86,7 @@ impl StatementContext {
                 if entry.file_schema != *target {
                     let mut entry = entry.clone();
                     entry.file_schema = target.as_ref().clone();
-                    self.engine()
+                    self.storage()
                         .catalog_store()
                         .update(|st| {
                             st.put_table(&schema_name, &table_name, entry.clone(), false, true)
@@ -112,7 +112,7 @@ impl StatementContext {
                 )
                 .await?;
                 let entry = self
-                    .engine()
+                    .storage()
                     .catalog()
                     .await?
                     .state
@@ -171,7 +171,7 @@ impl StatementContext {
             batches.map(move |b| Ok(cast_batch(&b?, &target)?))
         };
         let plan = stream_plan(Arc::clone(&target), Box::pin(casted))?;
-        let table = self.engine().open_delta(&entry.location, None).await?;
+        let table = self.storage().open_delta(&entry.location, None).await?;
         let (_, rows) = self.write_plan(table, plan, &target, mode).await?;
         info!(user = %self.user(), table = %qualified, rows, "ingest appended");
         Ok(rows)

@@ -109,7 +109,7 @@ impl StatementContext {
                 "{what}: the {SEGMENT_DATA_SCHEMA} schema is written by REFRESH SEGMENT only"
             )));
         }
-        let snapshot = self.engine().catalog().await?;
+        let snapshot = self.storage().catalog().await?;
         let entry = snapshot.state.table(schema, table)?.clone();
         if entry.format != TableFormat::Delta {
             return Err(EngineError::Unsupported(format!(
@@ -121,7 +121,7 @@ impl StatementContext {
     }
 
     pub(crate) async fn forgotten(&self) -> Result<Vec<String>> {
-        let snapshot = self.engine().catalog().await?;
+        let snapshot = self.storage().catalog().await?;
         Ok(snapshot
             .state
             .forgotten()
@@ -144,7 +144,7 @@ impl StatementContext {
         if_not_exists: bool,
         or_replace: bool,
     ) -> Result<CreateResult> {
-        let engine = self.engine();
+        let engine = self.storage();
         let snapshot = engine.catalog().await?;
         if schema_name == SYSTEM_SCHEMA {
             return Err(EngineError::InvalidArgument(
@@ -279,7 +279,7 @@ impl StatementContext {
         input: LogicalPlan,
         mode: WriteMode,
     ) -> Result<u64> {
-        let table = self.engine().open_delta(&entry.location, None).await?;
+        let table = self.storage().open_delta(&entry.location, None).await?;
         let target = Arc::new(entry.file_schema.clone());
         Ok(self.write_plan(table, input, &target, mode).await?.1)
     }
@@ -313,7 +313,7 @@ impl StatementContext {
             ));
         }
         let (schema, table_name, entry) = self.managed_table(name, "DELETE").await?;
-        let table = self.engine().open_delta(&entry.location, None).await?;
+        let table = self.storage().open_delta(&entry.location, None).await?;
         let mut op = table
             .delete()
             .with_session_state(session_for_delta(self.context()))
@@ -349,7 +349,7 @@ impl StatementContext {
             ));
         }
         let (schema, table_name, entry) = self.managed_table(name, "UPDATE").await?;
-        let table = self.engine().open_delta(&entry.location, None).await?;
+        let table = self.storage().open_delta(&entry.location, None).await?;
         let mut op = table
             .update()
             .with_session_state(session_for_delta(self.context()))
@@ -430,7 +430,7 @@ impl StatementContext {
             drop_forgotten(source_df.logical_plan().clone(), &target_schema, &forgotten)?;
         let source_df = datafusion::prelude::DataFrame::new(self.context().state(), source_plan);
 
-        let table = self.engine().open_delta(&entry.location, None).await?;
+        let table = self.storage().open_delta(&entry.location, None).await?;
         let mut op = table
             .merge(source_df, m.on.to_string())
             .with_source_alias(source_alias)
@@ -561,7 +561,7 @@ impl StatementContext {
 
     async fn optimize(&self, name: &ObjectName) -> Result<u64> {
         let (schema, table_name, entry) = self.managed_table(name, "OPTIMIZE").await?;
-        let table = self.engine().open_delta(&entry.location, None).await?;
+        let table = self.storage().open_delta(&entry.location, None).await?;
         let (_, metrics) = table
             .optimize()
             .with_session_state(session_for_delta(self.context()))
@@ -606,7 +606,7 @@ impl StatementContext {
         dry_run: bool,
         mode: VacuumMode,
     ) -> Result<u64> {
-        let table = self.engine().open_delta(location, None).await?;
+        let table = self.storage().open_delta(location, None).await?;
         let mut op = table
             .vacuum()
             .with_mode(mode)
@@ -626,7 +626,7 @@ impl StatementContext {
     /// retention, then drop the log history that still describes the old
     /// files), and records a receipt and a tombstone in the catalog.
     async fn forget_profile(&self, profile_id: &str) -> Result<u64> {
-        let snapshot = self.engine().catalog().await?;
+        let snapshot = self.storage().catalog().await?;
         let mut erased = vec![];
         let mut total = 0u64;
         for (schema, s) in &snapshot.state.schemas {
@@ -636,7 +636,7 @@ impl StatementContext {
                 {
                     continue;
                 }
-                let table = self.engine().open_delta(&entry.location, None).await?;
+                let table = self.storage().open_delta(&entry.location, None).await?;
                 let (table, metrics) = table
                     .delete()
                     .with_predicate(format!("profile_id = '{}'", profile_id.replace('\'', "''")))
@@ -678,7 +678,7 @@ impl StatementContext {
             user: self.user().to_string(),
             tables: erased,
         };
-        self.engine()
+        self.storage()
             .catalog_store()
             .update(|st| {
                 st.erasures.push(receipt.clone());
@@ -693,7 +693,7 @@ impl StatementContext {
     /// entries: their `add` actions carry column statistics (min/max values)
     /// of files that held erased rows.
     async fn compact_log(&self, location: &str) -> Result<()> {
-        let table = self.engine().open_delta(location, None).await?;
+        let table = self.storage().open_delta(location, None).await?;
         deltalake_core::checkpoints::create_checkpoint(&table, None).await?;
         let version = table.version().unwrap_or(0);
         let cutoff = chrono::Utc::now().timestamp_millis() + 1;

@@ -41,7 +41,7 @@ impl StatementContext {
     }
 
     pub(crate) async fn run_query(&self, plan: LogicalPlan) -> Result<Outcome> {
-        if let Some(cluster) = self.engine().cluster() {
+        if let Some(cluster) = self.cluster() {
             let schema = Arc::new(plan.schema().as_arrow().clone());
             let stream =
                 crate::distributed::supervise(cluster, self.context(), plan, Arc::clone(&schema))

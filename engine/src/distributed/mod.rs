@@ -61,7 +61,8 @@ use tracing::{debug, info, warn};
 use url::Url;
 use uuid::Uuid;
 
-use crate::{Engine, EngineError, Result};
+use crate::storage::Storage;
+use crate::{EngineError, Result};
 
 /// The codec of plan fragments, on coordinators and workers alike:
 /// Seglake's functions and plan nodes, then Delta table scans
@@ -843,12 +844,12 @@ impl Supervised {
 
 /// Registers the object store of every file scan of a worker's plan
 /// fragment (tables outside the warehouse store: other buckets, local files).
-fn register_scan_stores(engine: &Engine, plan: &Arc<dyn ExecutionPlan>) -> DfResult<()> {
+fn register_scan_stores(storage: &Storage, plan: &Arc<dyn ExecutionPlan>) -> DfResult<()> {
     plan.apply(|node| {
         if let Some(source) = node.downcast_ref::<DataSourceExec>()
             && let Some(scan) = source.data_source().downcast_ref::<FileScanConfig>()
         {
-            engine
+            storage
                 .ensure_object_store(scan.object_store_url.as_str())
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
         }
@@ -857,17 +858,17 @@ fn register_scan_stores(engine: &Engine, plan: &Arc<dyn ExecutionPlan>) -> DfRes
     Ok(())
 }
 
-/// The worker service of `seglake worker`: plan fragments run with the
-/// engine's runtime (object stores, memory pool), DataFusion's functions
-/// plus Seglake's, and Seglake's codec.
-pub fn worker(engine: Arc<Engine>) -> Worker {
+/// The worker service of `seglake worker` (`Engine::worker`): plan
+/// fragments run with the storage's runtime (object stores, memory pool),
+/// DataFusion's functions plus Seglake's, and Seglake's codec.
+pub(crate) fn worker(storage: Arc<Storage>) -> Worker {
     let channels = SeglakeChannels {
         channels: Arc::new(Channels::new(Duration::from_secs(5))),
         cluster: None,
     };
-    let runtime = Arc::clone(engine.runtime());
+    let runtime = Arc::clone(storage.runtime());
     Worker::from_session_builder(move |ctx: WorkerQueryContext| {
-        let engine = Arc::clone(&engine);
+        let storage = Arc::clone(&storage);
         let channels = channels.clone();
         async move {
             let mut state = ctx
@@ -876,7 +877,7 @@ pub fn worker(engine: Arc<Engine>) -> Worker {
                 .with_distributed_channel_resolver(channels)
                 .with_distributed_worker_plan_rewrite_handler(
                     move |ev: WorkerPlanRewriteEvent<'_>| {
-                        register_scan_stores(&engine, &ev.plan)?;
+                        register_scan_stores(&storage, &ev.plan)?;
                         Ok(WorkerPlanRewriteEventResponse::new(ev.plan))
                     },
                 )

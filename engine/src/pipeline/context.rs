@@ -9,8 +9,10 @@ use datafusion::prelude::SessionContext;
 use seglake_catalog::{DEFAULT_CATALOG, Snapshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::Result;
 use crate::catalog::SnapshotCatalog;
-use crate::{Engine, Result};
+use crate::distributed::Cluster;
+use crate::storage::Storage;
 
 /// A statement's id, unique in this process and sortable by start time
 /// (a UUID v7).
@@ -37,6 +39,15 @@ pub enum Source {
     Metadata,
 }
 
+/// What a statement reaches of the engine: the storage, the workers of a
+/// coordinator, the lock that serialises segment refreshes.
+#[derive(Debug, Clone)]
+pub(crate) struct Handles {
+    pub(crate) storage: Arc<Storage>,
+    pub(crate) cluster: Option<Cluster>,
+    pub(crate) refresh_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
 /// One statement: who runs it, since when, how to stop it, and the
 /// DataFusion context it plans and runs in.
 ///
@@ -50,7 +61,7 @@ pub struct StatementContext {
     started_at: chrono::DateTime<chrono::Utc>,
     started: Instant,
     cancel: CancellationToken,
-    engine: Arc<Engine>,
+    handles: Handles,
     ctx: SessionContext,
     /// The catalog version installed in `ctx`.
     snapshot: parking_lot::RwLock<Option<Arc<Snapshot>>>,
@@ -70,7 +81,7 @@ impl StatementContext {
     /// Starts a statement of `user` with the settings of `session` and the
     /// newest catalog snapshot.
     pub(crate) async fn begin(
-        engine: &Arc<Engine>,
+        handles: Handles,
         session: &SessionContext,
         user: &str,
         source: Source,
@@ -85,7 +96,7 @@ impl StatementContext {
             started_at: chrono::Utc::now(),
             started: Instant::now(),
             cancel: CancellationToken::new(),
-            engine: Arc::clone(engine),
+            handles,
             ctx: SessionContext::new_with_state(state),
             snapshot: parking_lot::RwLock::new(None),
         };
@@ -119,8 +130,18 @@ impl StatementContext {
         &self.cancel
     }
 
-    pub(crate) fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    pub(crate) fn storage(&self) -> &Arc<Storage> {
+        &self.handles.storage
+    }
+
+    /// The workers of a coordinator (`None` on a single node).
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.handles.cluster.as_ref()
+    }
+
+    /// Serialises segment refreshes in this process.
+    pub(crate) fn refresh_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.handles.refresh_lock
     }
 
     /// The statement's DataFusion context (the session's settings, this
@@ -132,14 +153,15 @@ impl StatementContext {
     /// Installs the newest catalog version in this statement's context
     /// (a command that committed a catalog change reads its own writes).
     pub(crate) async fn refresh_catalog(&self) -> Result<Arc<Snapshot>> {
-        let snapshot = self.engine.catalog().await?;
+        let snapshot = self.handles.storage.catalog().await?;
         let parquet = self.ctx.state().table_options().parquet.clone();
         self.ctx.register_catalog(
             DEFAULT_CATALOG,
             Arc::new(SnapshotCatalog::new(
                 Arc::clone(&snapshot),
                 parquet,
-                Arc::clone(&self.engine),
+                Arc::clone(&self.handles.storage),
+                self.handles.cluster.clone(),
             )),
         );
         *self.snapshot.write() = Some(Arc::clone(&snapshot));

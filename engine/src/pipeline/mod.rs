@@ -22,6 +22,7 @@ mod context;
 
 pub(crate) use access::{Access, Object};
 pub(crate) use check::check;
+pub(crate) use context::Handles;
 pub use context::{Source, StatementContext, StatementId};
 
 use arrow::datatypes::SchemaRef;

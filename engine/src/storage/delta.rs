@@ -28,7 +28,8 @@ use deltalake_core::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError
 use futures::TryStreamExt;
 use url::Url;
 
-use crate::{Engine, EngineError, Result};
+use super::Storage;
+use crate::{EngineError, Result};
 
 /// Which version of a table to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +122,7 @@ pub(crate) fn commit_properties(
         .with_max_retries(COMMIT_RETRIES)
 }
 
-impl Engine {
+impl Storage {
     /// The Delta table at `location` (not loaded: for creating it).
     pub(crate) fn delta_handle(&self, location: &str) -> Result<DeltaTable> {
         let (store, url) = self.delta_store(location)?;
@@ -226,7 +227,7 @@ impl Engine {
     ) -> Result<Arc<dyn TableProvider>> {
         let table = self.open_delta(location, at).await?;
         let builder = table.table_provider().with_session(self.scan_session()?);
-        if self.cluster().is_some() {
+        if self.is_distributed() {
             // A coordinator: scans that workers can run (delta_scan.rs).
             let scan = builder.build().await?;
             return Ok(Arc::new(
@@ -301,7 +302,7 @@ impl TableCache {
 /// Turns a directory of Parquet files (hive-partitioned by `partition`)
 /// into a Delta table whose version 0 adopts the files as they are.
 pub(crate) async fn convert_parquet_dir(
-    engine: &Engine,
+    engine: &Storage,
     location: &str,
     name: &str,
     partition: Option<&arrow::datatypes::Field>,
@@ -457,7 +458,7 @@ pub(crate) fn session_for_delta(ctx: &SessionContext) -> Arc<dyn datafusion::cat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EngineConfig, Outcome};
+    use crate::{Engine, EngineConfig, Outcome};
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::Int64Type;
 
@@ -515,13 +516,18 @@ mod tests {
             .unwrap()
             .location
             .clone();
-        let fresh = open(&dir).await.open_delta(&location, None).await.unwrap();
+        let fresh = open(&dir)
+            .await
+            .storage()
+            .open_delta(&location, None)
+            .await
+            .unwrap();
         assert!(
             fresh.version().unwrap() >= 3,
             "create, write, 2 inserts, delete"
         );
         assert_eq!(
-            a.delta_tables.get(&location).unwrap().version(),
+            a.storage().delta_tables.get(&location).unwrap().version(),
             fresh.version()
         );
     }
@@ -602,16 +608,16 @@ mod tests {
             let snapshot = engine.catalog().await.unwrap();
             let location = snapshot.state.table(schema, t).unwrap().location.clone();
             assert!(
-                engine.delta_tables.get(&location).is_some(),
+                engine.storage().delta_tables.get(&location).is_some(),
                 "{name} cached"
             );
             locations.push(location);
         }
         run(&engine, "DROP TABLE t1").await;
-        assert!(engine.delta_tables.get(&locations[0]).is_none());
-        assert!(engine.delta_tables.get(&locations[1]).is_some());
+        assert!(engine.storage().delta_tables.get(&locations[0]).is_none());
+        assert!(engine.storage().delta_tables.get(&locations[1]).is_some());
         run(&engine, "DROP SCHEMA s CASCADE").await;
-        assert!(engine.delta_tables.get(&locations[1]).is_none());
+        assert!(engine.storage().delta_tables.get(&locations[1]).is_none());
     }
 
     /// The demo rewrites its tables at the same locations: a re-install is

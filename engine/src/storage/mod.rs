@@ -1,8 +1,127 @@
-//! Storage: the tables' files and logs. Delta Lake tables (`delta.rs`):
-//! opening them through the warehouse's object store, the cache of loaded
-//! table states, log stores for `s3://`, history, erasure filters.
-//! Distributed Delta scans (`delta_scan.rs`): the leaf a coordinator ships to
-//! workers. No SQL and no session here.
+//! Storage: the warehouse, its object stores and catalog log, and the
+//! tables' files. [`Storage`] is the handle every layer above takes (the
+//! catalog providers, statement contexts, commands, workers): it reaches
+//! files, never sessions or SQL.
+//!
+//! - `delta.rs`: Delta Lake tables through the warehouse's object store,
+//!   the cache of loaded table states, log stores for `s3://`, history,
+//!   erasure filters;
+//! - `delta_scan.rs`: Delta scans a coordinator ships to workers.
 
 pub(crate) mod delta;
 pub(crate) mod delta_scan;
+
+use std::sync::{Arc, OnceLock};
+
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionState;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use seglake_catalog::{CatalogStore, Snapshot, Warehouse};
+
+use crate::{EngineError, Result};
+
+/// The warehouse and what reads and writes it.
+#[derive(Debug)]
+pub(crate) struct Storage {
+    warehouse: Warehouse,
+    catalog: CatalogStore,
+    runtime: Arc<RuntimeEnv>,
+    /// Whether queries run on workers (Delta scans are then built so that
+    /// they can be shipped).
+    distributed: bool,
+    /// Settings Delta scans follow (view types, pushdown), given once by
+    /// the engine that opened the storage.
+    scan_session: OnceLock<Arc<SessionState>>,
+    /// Newest loaded state of each Delta table, brought up to date on use.
+    pub(crate) delta_tables: delta::TableCache,
+}
+
+impl Storage {
+    pub(crate) fn new(
+        warehouse: Warehouse,
+        catalog: CatalogStore,
+        runtime: Arc<RuntimeEnv>,
+        distributed: bool,
+    ) -> Self {
+        Self {
+            warehouse,
+            catalog,
+            runtime,
+            distributed,
+            scan_session: OnceLock::new(),
+            delta_tables: delta::TableCache::default(),
+        }
+    }
+
+    pub(crate) fn warehouse(&self) -> &Warehouse {
+        &self.warehouse
+    }
+
+    pub(crate) fn runtime(&self) -> &Arc<RuntimeEnv> {
+        &self.runtime
+    }
+
+    pub(crate) fn is_distributed(&self) -> bool {
+        self.distributed
+    }
+
+    /// The newest committed catalog.
+    pub(crate) async fn catalog(&self) -> Result<Arc<Snapshot>> {
+        Ok(self.catalog.current().await?)
+    }
+
+    pub(crate) fn catalog_store(&self) -> &CatalogStore {
+        &self.catalog
+    }
+
+    /// Sets the session Delta scans follow (once, when the engine opens).
+    pub(crate) fn set_scan_session(&self, state: SessionState) {
+        let _ = self.scan_session.set(Arc::new(state));
+    }
+
+    /// The session whose settings Delta table scans follow, with Seglake's
+    /// functions: also the state segment views are planned with.
+    pub(crate) fn scan_session(&self) -> Result<Arc<SessionState>> {
+        self.scan_session.get().cloned().ok_or_else(|| {
+            EngineError::DataFusion(datafusion::error::DataFusionError::Internal(
+                "the storage has no scan session yet".into(),
+            ))
+        })
+    }
+
+    /// Makes sure DataFusion can reach the store of `url` (a table outside
+    /// the warehouse store: another bucket, or local files next to an S3
+    /// warehouse).
+    pub(crate) fn ensure_object_store(&self, url: &str) -> Result<()> {
+        let table_url = ListingTableUrl::parse(url)?;
+        let store_url = table_url.object_store();
+        if self.runtime.object_store(&store_url).is_ok() {
+            return Ok(());
+        }
+        let parsed: &url::Url = store_url.as_ref();
+        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+            "file" => Arc::new(object_store::local::LocalFileSystem::new()),
+            "s3" => {
+                let bucket = parsed.host_str().unwrap_or_default();
+                self.warehouse.s3_options().build(bucket)?
+            }
+            other => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "unsupported location scheme '{other}': use a path, file:// or s3://"
+                )));
+            }
+        };
+        self.runtime.register_object_store(parsed, store);
+        Ok(())
+    }
+
+    /// The store and path of a table location URL.
+    pub(crate) fn store_for(&self, url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
+        self.ensure_object_store(url)?;
+        let table_url = ListingTableUrl::parse(url)?;
+        let store = self.runtime.object_store(table_url.object_store())?;
+        Ok((store, table_url.prefix().clone()))
+    }
+}

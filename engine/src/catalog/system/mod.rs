@@ -57,7 +57,8 @@ use datafusion::physical_plan::{
 };
 use seglake_catalog::{SEGMENT_DATA_SCHEMA, SYSTEM_SCHEMA, Snapshot};
 
-use crate::Engine;
+use crate::distributed::Cluster;
+use crate::storage::Storage;
 
 /// Every system table. Listings sort them by name.
 static REGISTRY: &[Entry] = &[
@@ -127,16 +128,15 @@ impl Entry {
 }
 
 /// What system tables read: the catalog snapshot the statement plans
-/// against, and the engine.
+/// against, the storage (`table_history` opens Delta tables through its
+/// table cache; views are planned with its scan session) and the workers
+/// of a coordinator (`workers`; scans on a coordinator compute their rows
+/// at planning, see `SystemTableProvider::scan`).
 #[derive(Debug, Clone)]
 struct SystemContext {
     snapshot: Arc<Snapshot>,
-    /// The whole engine, for lack of a narrower handle: `table_history`
-    /// opens Delta tables (`Engine::open_delta`, through the engine's
-    /// table cache), `workers` reads the cluster, views are planned with
-    /// the engine's session (`plan_view`), and scans check whether the
-    /// engine coordinates workers. To be narrowed to a storage handle.
-    engine: Arc<Engine>,
+    storage: Arc<Storage>,
+    cluster: Option<Cluster>,
 }
 
 /// The `system` schema of one catalog snapshot.
@@ -146,9 +146,17 @@ pub(crate) struct SystemSchema {
 }
 
 impl SystemSchema {
-    pub(crate) fn new(engine: Arc<Engine>, snapshot: Arc<Snapshot>) -> Self {
+    pub(crate) fn new(
+        storage: Arc<Storage>,
+        cluster: Option<Cluster>,
+        snapshot: Arc<Snapshot>,
+    ) -> Self {
         Self {
-            ctx: SystemContext { snapshot, engine },
+            ctx: SystemContext {
+                snapshot,
+                storage,
+                cluster,
+            },
         }
     }
 }
@@ -170,9 +178,14 @@ impl SchemaProvider for SystemSchema {
             }))),
             Some(Entry::View(view)) => {
                 let sql = view.sql(&self.ctx.snapshot);
-                crate::catalog::segments::plan_view(&self.ctx.engine, &self.ctx.snapshot, &sql)
-                    .await
-                    .map(Some)
+                crate::catalog::segments::plan_view(
+                    &self.ctx.storage,
+                    self.ctx.cluster.as_ref(),
+                    &self.ctx.snapshot,
+                    &sql,
+                )
+                .await
+                .map(Some)
             }
         }
     }
@@ -212,7 +225,7 @@ impl TableProvider for SystemTableProvider {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if self.ctx.engine.cluster().is_some() {
+        if self.ctx.cluster.is_some() {
             // A coordinator: the distributed planner may ship the stage of
             // this scan to a worker, which can only decode plans of its own
             // (a worker has no catalog snapshot to compute the rows from),
@@ -420,7 +433,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::{EngineConfig, Outcome};
+    use crate::{Engine, EngineConfig, Outcome};
 
     /// The warehouse store, counting the reads of Delta logs: gets and
     /// listings of paths in a `_delta_log`.
@@ -534,7 +547,7 @@ mod tests {
 
     /// An engine on a new warehouse in `dir` whose Delta log reads are
     /// counted: every Delta table is opened through the store the runtime
-    /// has for the warehouse (`Engine::store_for`), wrapped before any is.
+    /// has for the warehouse (`Storage::store_for`), wrapped before any is.
     async fn open(dir: &tempfile::TempDir) -> (Arc<Engine>, Arc<AtomicUsize>) {
         let engine = Engine::open(EngineConfig::new(dir.path().to_str().unwrap()))
             .await

@@ -44,7 +44,7 @@ impl SystemTable for TableHistory {
                 if entry.format != TableFormat::Delta {
                     continue;
                 }
-                let table = ctx.engine.open_delta(&entry.location, None).await?;
+                let table = ctx.storage.open_delta(&entry.location, None).await?;
                 for c in crate::storage::delta::history(&table).await? {
                     rows.push((schema.as_str(), name.as_str(), c));
                 }

@@ -22,6 +22,6 @@ impl SystemTable for Workers {
     }
 
     async fn scan(&self, ctx: &SystemContext) -> crate::Result<RecordBatch> {
-        workers_batch(ctx.engine.cluster())
+        workers_batch(ctx.cluster.as_ref())
     }
 }

@@ -102,7 +102,7 @@ impl StatementContext {
 
     /// Sends every pending delivery of `segment`'s activations.
     pub(crate) async fn deliver_activations(&self, segment: &str) -> Result<()> {
-        let snapshot = self.engine().catalog().await?;
+        let snapshot = self.storage().catalog().await?;
         let Some(entry) = snapshot.state.segments.get(segment) else {
             return Ok(());
         };
@@ -225,8 +225,8 @@ impl StatementContext {
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         match &destination.kind {
             DestinationKind::File { path, format } => {
-                let dir = self.engine().warehouse().resolve_location(path)?;
-                let (store, prefix) = self.engine().store_for(&dir)?;
+                let dir = self.storage().warehouse().resolve_location(path)?;
+                let (store, prefix) = self.storage().store_for(&dir)?;
                 let ext = match format {
                     FileFormat::Csv => "csv",
                     FileFormat::Parquet => "parquet",

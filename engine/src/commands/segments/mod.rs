@@ -76,7 +76,7 @@ impl StatementContext {
                         })
                     })
                     .transpose()?;
-                self.engine()
+                self.storage()
                     .catalog_store()
                     .update(|st| {
                         st.segments
@@ -105,14 +105,14 @@ impl StatementContext {
                     author: self.user().to_string(),
                     created_at: chrono::Utc::now(),
                 };
-                self.engine()
+                self.storage()
                     .catalog_store()
                     .update(|st| st.put_destination(&name, destination.clone(), or_replace))
                     .await?;
                 Ok(done(None))
             }
             SegmentStatement::DropDestination { name, if_exists } => {
-                self.engine()
+                self.storage()
                     .catalog_store()
                     .update(|st| st.drop_destination(&name, if_exists))
                     .await?;
@@ -139,7 +139,7 @@ impl StatementContext {
                 segment,
                 destination,
             } => {
-                self.engine()
+                self.storage()
                     .catalog_store()
                     .update(|st| {
                         let entry = st.segments.get_mut(&segment).ok_or_else(|| {
@@ -211,7 +211,7 @@ impl StatementContext {
             depends_on,
         };
         let (_, version) = self
-            .engine()
+            .storage()
             .catalog_store()
             .update(|st| st.define_segment(name, definition.clone(), or_replace))
             .await?;
@@ -221,7 +221,7 @@ impl StatementContext {
 
     async fn drop_segment(&self, name: &str, if_exists: bool) -> Result<()> {
         let (_, dropped) = self
-            .engine()
+            .storage()
             .catalog_store()
             .update(|st| {
                 let dropped = st.drop_segment(name, if_exists)?;
@@ -269,7 +269,7 @@ impl StatementContext {
         // missing table or a non-boolean consent column fails here and not
         // at the next refresh.
         self.check_activation(&activation).await?;
-        self.engine()
+        self.storage()
             .catalog_store()
             .update(|st| {
                 let entry = st.segments.get_mut(segment).ok_or_else(|| {

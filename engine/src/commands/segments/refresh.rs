@@ -60,19 +60,19 @@ impl StatementContext {
         name: &str,
         schema: SchemaRef,
     ) -> Result<TableEntry> {
-        let snapshot = self.engine().catalog().await?;
+        let snapshot = self.storage().catalog().await?;
         if let Ok(entry) = snapshot.state.table(SEGMENT_DATA_SCHEMA, name) {
             return Ok(entry.clone());
         }
         let now = chrono::Utc::now();
-        self.engine()
+        self.storage()
             .catalog_store()
             .update(|st| st.create_schema(SEGMENT_DATA_SCHEMA, true, now))
             .await?;
         // Created, existed or raced: in every case the table now exists.
         self.create_managed(SEGMENT_DATA_SCHEMA, name, None, schema, &[], true, false)
             .await?;
-        let snapshot = self.engine().catalog().await?;
+        let snapshot = self.storage().catalog().await?;
         Ok(snapshot.state.table(SEGMENT_DATA_SCHEMA, name)?.clone())
     }
 
@@ -81,7 +81,7 @@ impl StatementContext {
     /// are skipped (they would read a stale snapshot's dependents); the
     /// failures are reported together at the end.
     pub(crate) async fn refresh_all_segments(&self) -> Result<Vec<RefreshReport>> {
-        let snapshot = self.engine().catalog().await?;
+        let snapshot = self.storage().catalog().await?;
         let mut reports = vec![];
         let mut failed: Vec<String> = vec![];
         let mut errors: Vec<String> = vec![];
@@ -120,7 +120,7 @@ impl StatementContext {
     pub(crate) async fn refresh_segment(&self, name: &str) -> Result<RefreshReport> {
         // One refresh at a time per server: two refreshes of one segment
         // would diff against the same snapshot.
-        let _guard = self.engine().refresh_lock().lock().await;
+        let _guard = self.refresh_lock().lock().await;
         let started = Instant::now();
         let at = chrono::Utc::now();
         let snapshot = self.refresh_catalog().await?;
@@ -170,7 +170,7 @@ impl StatementContext {
             vec![new.clone()],
         )?))?;
         let old_df = ctx.read_table(
-            self.engine()
+            self.storage()
                 .delta_provider(&members_entry.location, None)
                 .await?,
         )?;
@@ -212,7 +212,7 @@ impl StatementContext {
         // 4. Snapshot.
         let size = rows(&new);
         let table = self
-            .engine()
+            .storage()
             .open_delta(&members_entry.location, None)
             .await?;
         let (table, _) = self
@@ -251,7 +251,7 @@ impl StatementContext {
             size,
             snapshot_version,
         };
-        self.engine()
+        self.storage()
             .catalog_store()
             .update(|st| {
                 if let Some(s) = st.segments.get_mut(name) {
@@ -279,7 +279,7 @@ impl StatementContext {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
     ) -> Result<()> {
-        let table = self.engine().open_delta(&entry.location, None).await?;
+        let table = self.storage().open_delta(&entry.location, None).await?;
         let plan = batches_plan(self, Arc::clone(&schema), batches)?;
         self.write_plan(table, plan, &schema, WriteMode::Append)
             .await?;
