@@ -572,6 +572,19 @@ fn set_option(key: &str, value: &str) -> Action {
     }
 }
 
+/// The results of an action.
+async fn do_action(
+    c: &mut FlightSqlServiceClient<Channel>,
+    action: Action,
+) -> Vec<arrow_flight::Result> {
+    c.do_action(action)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn session_options_and_close() {
     let server = TestServer::start(false).await;
@@ -580,13 +593,7 @@ async fn session_options_and_close() {
         r#type: "GetSessionOptions".into(),
         body: Default::default(),
     };
-    let results: Vec<_> = c
-        .do_action(get.clone())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let results = do_action(&mut c, get.clone()).await;
     let text = String::from_utf8_lossy(&results[0].body);
     assert!(
         text.contains("catalog") && text.contains("seglake"),
@@ -597,49 +604,25 @@ async fn session_options_and_close() {
     c.execute_update("CREATE SCHEMA crm".into(), None)
         .await
         .unwrap();
-    let results: Vec<_> = c
-        .do_action(set_option("schema", "crm"))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let results = do_action(&mut c, set_option("schema", "crm")).await;
     assert!(results[0].body.is_empty(), "no errors reported");
-    let results: Vec<_> = c
-        .do_action(get.clone())
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let results = do_action(&mut c, get.clone()).await;
     assert!(String::from_utf8_lossy(&results[0].body).contains("crm"));
 
     // Seglake's own settings are session options too.
     let text = String::from_utf8_lossy(&results[0].body).to_string();
     assert!(text.contains("seglake.write_row_group_rows"), "{text}");
     assert!(!text.contains("4321"), "{text}");
-    let results: Vec<_> = c
-        .do_action(set_option("seglake.write_row_group_rows", "4321"))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let results = do_action(&mut c, set_option("seglake.write_row_group_rows", "4321")).await;
     assert!(results[0].body.is_empty(), "no errors reported");
-    let results: Vec<_> = c.do_action(get).await.unwrap().try_collect().await.unwrap();
+    let results = do_action(&mut c, get).await;
     assert!(String::from_utf8_lossy(&results[0].body).contains("4321"));
     // An unknown setting is reported as an error of that option.
     for (key, value) in [
         ("seglake.no_such_setting", "1"),
         ("seglake.write_row_group_rows", "many"),
     ] {
-        let results: Vec<_> = c
-            .do_action(set_option(key, value))
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let results = do_action(&mut c, set_option(key, value)).await;
         assert!(!results[0].body.is_empty(), "{key} = {value}: no error");
     }
 
