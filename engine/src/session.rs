@@ -260,19 +260,10 @@ impl Session {
         let cx = self.begin(Source::Ingest).await?;
         let (schema_name, table_name) = cx.resolve_table_name(table)?;
         let plan = Plan::Ingest {
-            schema: schema_name,
-            table: table_name,
-            mode,
+            schema: schema_name.clone(),
+            table: table_name.clone(),
         };
         check(&cx, &plan)?;
-        let Plan::Ingest {
-            schema: schema_name,
-            table: table_name,
-            mode,
-        } = plan
-        else {
-            unreachable!("built above")
-        };
         cx.ingest(&schema_name, &table_name, mode, schema, batches)
             .await
     }

@@ -198,7 +198,10 @@ impl Access {
                 self.writes.insert(segment(name));
                 self.reads.insert(Object::Destination(destination.clone()));
                 if let Some(t) = profiles_table {
-                    self.reads.insert(table_of_parts(cx, &split_name(t)));
+                    self.reads.insert(table_of_parts(
+                        cx,
+                        &TableReference::from(t.as_str()).to_vec(),
+                    ));
                 }
             }
             SegmentStatement::Deactivate {
@@ -227,11 +230,6 @@ impl Access {
         }
         Ok(())
     }
-}
-
-/// `a.b` or `"a"."b"` as written in a statement, split (quotes removed).
-fn split_name(name: &str) -> Vec<String> {
-    TableReference::from(name).to_vec().into_iter().collect()
 }
 
 /// The catalog table a plan's reference names, resolved against the

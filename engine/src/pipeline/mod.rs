@@ -99,12 +99,9 @@ pub(crate) enum Plan {
         /// `PARTITIONED BY` of a CREATE TABLE.
         partition_by: Vec<String>,
     },
-    /// A bulk ingest into `schema.table` (the rows come as a stream).
-    Ingest {
-        schema: String,
-        table: String,
-        mode: IngestMode,
-    },
+    /// A bulk ingest into `schema.table` (the rows come as a stream; its
+    /// `IngestMode` goes to the command).
+    Ingest { schema: String, table: String },
 }
 
 /// What kind of statement a plan is, as later issues record it

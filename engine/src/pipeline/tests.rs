@@ -194,7 +194,6 @@ async fn the_check_sees_ingest_and_scheduler_statements() {
     let plan = super::Plan::Ingest {
         schema: "public".into(),
         table: "m".into(),
-        mode: crate::IngestMode::Append,
     };
     let access = check(&cx, &plan).unwrap();
     assert_eq!(
