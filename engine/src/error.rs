@@ -49,6 +49,13 @@ pub enum EngineError {
     /// The query ran past its deadline.
     #[error("{0}")]
     DeadlineExceeded(String),
+
+    /// A security rule refuses the statement (a write outside Seglake's
+    /// write paths, a location or webhook outside what the operator
+    /// allowed). `rule` names the rule, so the refusal can be looked up in
+    /// `docs/server.md`.
+    #[error("permission denied ({rule}): {message}")]
+    PermissionDenied { rule: &'static str, message: String },
 }
 
 /// What kind of failure an error is, independent of the transport.
@@ -75,9 +82,19 @@ pub enum ErrorKind {
     Internal,
     /// The query ran past its deadline.
     DeadlineExceeded,
+    /// A security rule refused the statement.
+    PermissionDenied,
 }
 
 impl EngineError {
+    /// A refusal by the security rule `rule`.
+    pub fn denied(rule: &'static str, message: impl Into<String>) -> Self {
+        Self::PermissionDenied {
+            rule,
+            message: message.into(),
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::DataFusion(e) => datafusion_kind(e),
@@ -110,6 +127,7 @@ impl EngineError {
             Self::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Self::WorkerUnavailable { .. } => ErrorKind::Unavailable,
             Self::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
+            Self::PermissionDenied { .. } => ErrorKind::PermissionDenied,
         }
     }
 }

@@ -76,6 +76,7 @@ fn engine_code(kind: ErrorKind) -> Code {
         ErrorKind::Conflict => Code::Aborted,
         ErrorKind::Internal => Code::Internal,
         ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
     }
 }
 

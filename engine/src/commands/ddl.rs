@@ -136,8 +136,7 @@ impl StatementContext {
             ));
         };
         let (schema_name, table) = self.resolve_table_name(&cmd.name)?;
-        let location = self.storage().warehouse().resolve_location(location)?;
-        self.storage().ensure_object_store(&location)?;
+        let location = self.external_location(location).await?;
 
         let declared = cmd.schema.as_arrow();
         let partition_columns: Vec<PartitionColumn> = cmd
@@ -169,7 +168,7 @@ impl StatementContext {
             let url = ListingTableUrl::parse(&location)?;
             let inferred = options.infer_schema(&state, &url).await.map_err(|e| {
                 EngineError::InvalidArgument(format!(
-                    "cannot read a Parquet schema at {location} (declare the columns, or point LOCATION at a directory of .parquet files): {e}"
+                    "cannot read a Parquet schema at {location} (declare the columns, or point LOCATION at a .parquet file or a folder of them): {e}"
                 ))
             })?;
             Schema::new(inferred.fields().clone())
@@ -208,6 +207,32 @@ impl StatementContext {
             .await?;
         info!(user = %self.user(), table = %format!("{schema_name}.{table}"), %location, "external table registered");
         Ok(())
+    }
+
+    /// The URL of an external table's LOCATION, confined
+    /// (`Storage::user_location`): a folder of Parquet files (the URL ends
+    /// with `/`), or a single Parquet file when the location names an
+    /// existing file, as DataFusion and DuckDB allow (a data scientist's
+    /// `profiles.parquet`). A location ending with `/` is always a folder.
+    async fn external_location(&self, given: &str) -> Result<String> {
+        let storage = self.storage();
+        let folder = storage.user_location(given, false)?;
+        storage.ensure_object_store(&folder)?;
+        if given.trim().ends_with('/') {
+            return Ok(folder);
+        }
+        let file = storage.user_location(given, true)?;
+        let (store, path) = storage.store_for(&file)?;
+        match store.head(&path).await {
+            Ok(_) if file.to_ascii_lowercase().ends_with(".parquet") => Ok(file),
+            Ok(_) => Err(EngineError::InvalidArgument(format!(
+                "LOCATION '{given}' is a file without the .parquet extension: \
+                 name a .parquet file or a folder of them"
+            ))),
+            // A folder (a local directory is not an object) or nothing yet.
+            Err(object_store::Error::NotFound { .. }) => Ok(folder),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes the files of a managed table (after its catalog entry is gone).

@@ -25,8 +25,10 @@ pub(crate) enum Object {
     /// Every managed table (`FORGET PROFILE`).
     AllTables,
     /// A location outside the catalog: a path or URL (external table
-    /// LOCATION, COPY target, file destination path, webhook URL).
+    /// LOCATION, COPY target, file destination path), as written.
     Location(String),
+    /// A webhook destination's URL.
+    Webhook(String),
     /// A segment definition (`None`: every segment).
     Segment(Option<String>),
     /// A destination definition.
@@ -181,9 +183,11 @@ impl Access {
             SegmentStatement::CreateDestination { name, options, .. } => {
                 self.writes.insert(Object::Destination(name.clone()));
                 for (key, value) in options {
-                    if key == "path" || key == "url" {
-                        self.writes.insert(Object::Location(value.clone()));
-                    }
+                    match key.as_str() {
+                        "path" => self.writes.insert(Object::Location(value.clone())),
+                        "url" => self.writes.insert(Object::Webhook(value.clone())),
+                        _ => false,
+                    };
                 }
             }
             SegmentStatement::DropDestination { name, .. } => {

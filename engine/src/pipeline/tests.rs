@@ -153,11 +153,17 @@ async fn writes_hidden_in_a_statement_are_refused_and_change_nothing() {
         "PREPARE q AS SELECT * FROM m".to_string(),
     ] {
         let e = session.execute(&sql, vec![]).await.unwrap_err();
-        assert!(matches!(e, EngineError::Unsupported(_)), "{sql}: {e}");
+        assert!(
+            matches!(e, EngineError::PermissionDenied { .. }),
+            "{sql}: {e}"
+        );
         // The check refuses at prepare time too (Flight SQL's prepared
         // statements plan first).
         let e = session.prepare(&sql, &[]).await.unwrap_err();
-        assert!(matches!(e, EngineError::Unsupported(_)), "{sql}: {e}");
+        assert!(
+            matches!(e, EngineError::PermissionDenied { .. }),
+            "{sql}: {e}"
+        );
     }
     assert_eq!(count(&session, "m").await, 1);
     assert!(!target.exists());
@@ -205,4 +211,165 @@ async fn the_check_sees_ingest_and_scheduler_statements() {
     );
     assert!(access.reads.is_empty());
     assert_eq!(plan.kind().label(), "ingest");
+}
+
+/// The rule a refused statement names.
+async fn refusal(session: &Session, sql: &str) -> &'static str {
+    match session.execute(sql, vec![]).await {
+        Err(EngineError::PermissionDenied { rule, .. }) => rule,
+        other => panic!("{sql}: not refused: {:?}", other.err()),
+    }
+}
+
+#[tokio::test]
+async fn each_write_bypass_names_its_rule() {
+    let (dir, session) = warehouse().await;
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(dir.path().join("ext")).unwrap();
+    run(
+        &session,
+        "CREATE EXTERNAL TABLE ext (a BIGINT) STORED AS PARQUET LOCATION 'ext'",
+    )
+    .await;
+    let copy = format!("COPY (SELECT 1) TO '{}/x.parquet'", out.display());
+    for (sql, rule) in [
+        (copy.clone(), "no-copy"),
+        (format!("EXPLAIN {copy}"), "no-copy"),
+        (format!("EXPLAIN ANALYZE {copy}"), "no-copy"),
+        ("INSERT INTO ext VALUES (1)".into(), "managed-writes-only"),
+        (
+            "INSERT INTO ext WITH x AS (SELECT 1 AS a) SELECT a FROM x".into(),
+            "managed-writes-only",
+        ),
+        (
+            "EXPLAIN INSERT INTO ext VALUES (1)".into(),
+            "managed-writes-only",
+        ),
+        ("DELETE FROM ext".into(), "managed-writes-only"),
+        ("UPDATE ext SET a = 2".into(), "managed-writes-only"),
+        (
+            "EXPLAIN ANALYZE INSERT INTO m VALUES (7)".into(),
+            "explain-analyze-queries-only",
+        ),
+        (
+            "EXPLAIN ANALYZE DELETE FROM m".into(),
+            "explain-analyze-queries-only",
+        ),
+        ("PREPARE p AS SELECT 1".into(), "no-sql-prepare"),
+        ("EXECUTE p".into(), "no-sql-prepare"),
+        ("DEALLOCATE p".into(), "no-sql-prepare"),
+    ] {
+        assert_eq!(refusal(&session, &sql).await, rule, "{sql}");
+    }
+    assert_eq!(count(&session, "m").await, 1);
+    assert!(!out.exists(), "a refused COPY left {}", out.display());
+}
+
+#[tokio::test]
+async fn locations_stay_inside_the_warehouse() {
+    let (dir, session) = warehouse().await;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.parquet"), b"not parquet").unwrap();
+    let o = outside.path().display();
+    for (sql, rule) in [
+        (
+            format!("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{o}'"),
+            "confined-locations",
+        ),
+        (
+            format!("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'file://{o}/'"),
+            "confined-locations",
+        ),
+        (
+            "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/'".into(),
+            "confined-locations",
+        ),
+        (
+            format!(
+                "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{}/../'",
+                dir.path().display()
+            ),
+            "confined-locations",
+        ),
+        (
+            "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '_seglake'".into(),
+            "warehouse-internal",
+        ),
+        (
+            "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'tables/public'".into(),
+            "warehouse-internal",
+        ),
+        (
+            format!(
+                "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '{}'",
+                dir.path().display()
+            ),
+            "warehouse-internal",
+        ),
+        (
+            format!("CREATE DESTINATION d TYPE file OPTIONS (path '{o}')"),
+            "confined-locations",
+        ),
+        (
+            "CREATE DESTINATION d TYPE file OPTIONS (path '_seglake/x')".into(),
+            "warehouse-internal",
+        ),
+    ] {
+        assert_eq!(refusal(&session, &sql).await, rule, "{sql}");
+    }
+    // Nothing was registered.
+    let cx = session.begin(Source::Sql).await.unwrap();
+    assert!(cx.snapshot().state.table("public", "t").is_err());
+    assert!(cx.snapshot().state.destinations.is_empty());
+}
+
+#[tokio::test]
+async fn an_allowed_prefix_and_a_single_file_are_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path().to_str().unwrap());
+    config.allow_locations = vec![shared.path().display().to_string()];
+    let session = Engine::open(config)
+        .await
+        .unwrap()
+        .session("alice")
+        .unwrap();
+    let file = shared.path().join("people.parquet");
+    run(
+        &session,
+        "CREATE TABLE src AS SELECT * FROM (VALUES ('a'), ('b'), ('c')) AS v(profile_id)",
+    )
+    .await;
+    // Written by hand (COPY is refused): three rows.
+    let batch = arrow::record_batch::RecordBatch::try_from_iter([(
+        "profile_id",
+        Arc::new(arrow::array::StringArray::from(vec!["a", "b", "c"])) as _,
+    )])
+    .unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&file).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    run(
+        &session,
+        &format!(
+            "CREATE EXTERNAL TABLE one STORED AS PARQUET LOCATION '{}'",
+            file.display()
+        ),
+    )
+    .await;
+    assert_eq!(count(&session, "one").await, 3);
+    run(
+        &session,
+        &format!(
+            "CREATE EXTERNAL TABLE dir STORED AS PARQUET LOCATION 'file://{}/'",
+            shared.path().display()
+        ),
+    )
+    .await;
+    assert_eq!(count(&session, "dir").await, 3);
 }

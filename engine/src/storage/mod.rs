@@ -6,10 +6,12 @@
 //! - `delta.rs`: Delta Lake tables through the warehouse's object store,
 //!   the cache of loaded table states, log stores for `s3://`, history,
 //!   erasure filters;
-//! - `delta_scan.rs`: Delta scans a coordinator ships to workers.
+//! - `delta_scan.rs`: Delta scans a coordinator ships to workers;
+//! - `locations.rs`: which paths and buckets statements and plans may name.
 
 pub(crate) mod delta;
 pub(crate) mod delta_scan;
+pub(crate) mod locations;
 
 use std::sync::{Arc, OnceLock};
 
@@ -28,6 +30,8 @@ pub(crate) struct Storage {
     warehouse: Warehouse,
     catalog: CatalogStore,
     runtime: Arc<RuntimeEnv>,
+    /// The warehouse and the `--allow-location` prefixes.
+    locations: locations::Locations,
     /// Whether queries run on workers (Delta scans are then built so that
     /// they can be shipped).
     distributed: bool,
@@ -44,19 +48,62 @@ impl Storage {
         catalog: CatalogStore,
         runtime: Arc<RuntimeEnv>,
         distributed: bool,
-    ) -> Self {
-        Self {
+        allowed_locations: &[String],
+    ) -> Result<Self> {
+        let locations = locations::Locations::new(&warehouse.url(), allowed_locations)?;
+        Ok(Self {
             warehouse,
             catalog,
             runtime,
+            locations,
             distributed,
             scan_session: OnceLock::new(),
             delta_tables: delta::TableCache::default(),
-        }
+        })
     }
 
     pub(crate) fn warehouse(&self) -> &Warehouse {
         &self.warehouse
+    }
+
+    /// Refuses (PERMISSION_DENIED) an absolute location outside the
+    /// warehouse and the allowed prefixes: what a worker checks for every
+    /// file a plan fragment scans.
+    pub(crate) fn check_location(&self, url: &str) -> Result<()> {
+        self.locations.confine(url).map(|_| ())
+    }
+
+    /// A location a user names (an external table's LOCATION, a file
+    /// destination's path): resolved against the warehouse root when
+    /// relative, normalised, confined to the warehouse (outside its own
+    /// folders) and the allowed prefixes. The URL ends with `/` (a folder)
+    /// unless `file` (a single file).
+    pub(crate) fn user_location(&self, location: &str, file: bool) -> Result<String> {
+        let mut url = self.warehouse.resolve_location(location)?;
+        if file {
+            url.pop();
+        }
+        let place = self.locations.confine_user(&url)?;
+        Ok(match place {
+            locations::Place::Local(path) => {
+                let mut u = url::Url::from_file_path(&path)
+                    .map_err(|_| {
+                        EngineError::InvalidArgument(format!("'{location}' is not a valid path"))
+                    })?
+                    .to_string();
+                if !file && !u.ends_with('/') {
+                    u.push('/');
+                }
+                u
+            }
+            locations::Place::S3 { .. } => {
+                let mut u = place.to_string();
+                if !file && !u.ends_with('/') {
+                    u.push('/');
+                }
+                u
+            }
+        })
     }
 
     pub(crate) fn runtime(&self) -> &Arc<RuntimeEnv> {
