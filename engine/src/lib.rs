@@ -15,6 +15,7 @@ mod catalog;
 mod commands;
 mod config;
 pub mod distributed;
+mod egress;
 mod engine;
 mod error;
 mod optimizer;

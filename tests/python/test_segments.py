@@ -1,11 +1,13 @@
-"""Segments through ADBC: error codes, and at-least-once webhook delivery
-when the receiver is down for a whole refresh (the walk-through covers the
-main path: test_segments_walkthrough.py)."""
+"""Segments through ADBC: error codes, at-least-once webhook delivery when
+the receiver is down for a whole refresh (the walk-through covers the main
+path: test_segments_walkthrough.py), and the webhook egress policy."""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -92,7 +94,24 @@ class FlakyReceiver:
         self.server.server_close()
 
 
-def test_undelivered_changes_are_sent_after_the_next_refresh(conn, unique):
+@pytest.fixture(scope="module")
+def hooks(launch, tmp_path_factory):
+    """A deployment whose webhooks may reach 127.0.0.1, where the tests'
+    receivers listen (loopback is refused by default)."""
+    dep = launch.start(tmp_path_factory.mktemp("hooks"), args=("--allow-webhook", "127.0.0.1"))
+    yield dep
+    dep.stop()
+
+
+@pytest.fixture
+def hook_conn(hooks):
+    c = hooks.connect()
+    yield c
+    c.close()
+
+
+def test_undelivered_changes_are_sent_after_the_next_refresh(hook_conn, unique):
+    conn = hook_conn
     receiver = FlakyReceiver()
     table, seg, dest = unique("people"), unique("seg"), unique("hook")
     try:
@@ -173,3 +192,198 @@ def test_segments_on_s3(launch, moto):
         c.close()
     finally:
         dep.stop()
+
+
+# ------------------------------------------------------------ webhook egress
+
+
+class StubReceiver:
+    """Answers every request with `status`, `headers` and `body`; records
+    each request as (method, Idempotency-Key) in `requests` (any method: a
+    client following a 302 turns the POST into a GET)."""
+
+    def __init__(self, status: int, headers: dict[str, str] | None = None, body: bytes = b""):
+        self.requests: list[tuple[str, str | None]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.requests.append((self.command, self.headers.get("Idempotency-Key")))
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET = do_PUT = answer  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def everything_readable(conn) -> str:
+    """Every row of the tables where a delivery leaves a trace, as text."""
+    return repr(
+        [
+            run(conn, "SELECT * FROM system.activations"),
+            run(conn, "SELECT * FROM system.destinations"),
+            run(conn, 'SELECT * FROM segment_data."_activations"'),
+        ]
+    )
+
+
+def activate_one_profile(conn, unique, url: str) -> tuple[str, str]:
+    """A segment with one consenting profile, activated to a webhook at
+    `url`, refreshed once; returns the segment's and the table's names."""
+    table, seg, dest = unique("people"), unique("seg"), unique("hook")
+    run(conn, f"CREATE TABLE {table} (profile_id VARCHAR, ok BOOLEAN)")
+    run(conn, f"INSERT INTO {table} VALUES ('a', true)")
+    run(conn, f"CREATE SEGMENT {seg} AS SELECT profile_id FROM {table}")
+    run(conn, f"CREATE DESTINATION {dest} TYPE webhook OPTIONS (url '{url}')")
+    run(conn, f"ACTIVATE SEGMENT {seg} TO {dest} CONSENT COLUMN ok PROFILES {table}")
+    assert h.execute_update(conn, f"REFRESH SEGMENT {seg}") == 1
+    return seg, table
+
+
+def deliveries(conn, seg: str) -> list[tuple]:
+    return run(
+        conn,
+        f"SELECT change, status, attempts, error, rows_sent FROM system.activations WHERE segment = '{seg}' ORDER BY at",
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/hook",
+        # Names and other spellings of internal addresses.
+        "http://localhost:{port}/hook",
+        "http://2130706433:{port}/hook",
+        "http://0x7f.1:{port}/hook",
+        "http://[::ffff:127.0.0.1]:{port}/hook",
+        "http://[::1]:{port}/hook",
+        # Cloud metadata, private and unspecified addresses.
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/hook",
+        "http://192.168.1.1/hook",
+        "http://0.0.0.0:{port}/hook",
+    ],
+)
+def test_internal_webhooks_are_refused_by_default(conn, unique, url):
+    receiver = StubReceiver(200)
+    dest = unique("hook")
+    try:
+        with pytest.raises(Exception, match="webhook-egress") as info:
+            run(conn, f"CREATE DESTINATION {dest} TYPE webhook OPTIONS (url '{url.format(port=receiver.port)}')")
+        assert h.status_of(info.value) == AdbcStatusCode.UNAUTHORIZED, str(info.value)
+        assert run(conn, f"SELECT name FROM system.destinations WHERE name = '{dest}'") == []
+        with pytest.raises(Exception, match="not found"):
+            run(conn, f"DROP DESTINATION {dest}")
+        assert receiver.requests == []
+    finally:
+        receiver.stop()
+
+
+def test_webhook_urls_with_credentials_are_refused(hook_conn, unique):
+    dest = unique("hook")
+    with pytest.raises(Exception, match="credentials") as info:
+        run(hook_conn, f"CREATE DESTINATION {dest} TYPE webhook OPTIONS (url 'http://user:hunter2@127.0.0.1:9/x')")
+    assert h.status_of(info.value) == AdbcStatusCode.INVALID_ARGUMENT
+    assert "hunter2" not in str(info.value)
+    assert run(hook_conn, f"SELECT name FROM system.destinations WHERE name = '{dest}'") == []
+
+
+def test_the_allow_list_is_exact(hook_conn, unique):
+    """--allow-webhook 127.0.0.1 opens that address, not loopback."""
+    receiver = StubReceiver(200)
+    try:
+        with pytest.raises(Exception, match="127.0.0.2 is a loopback address") as info:
+            run(hook_conn, f"CREATE DESTINATION {unique('hook')} TYPE webhook OPTIONS (url 'http://127.0.0.2:{receiver.port}/')")
+        assert h.status_of(info.value) == AdbcStatusCode.UNAUTHORIZED
+        assert receiver.requests == []
+    finally:
+        receiver.stop()
+
+
+def test_redirects_are_not_followed(hook_conn, unique):
+    marker = f"first-receiver-body-{uuid.uuid4().hex}"
+    second = StubReceiver(200)
+    first = StubReceiver(302, headers={"Location": second.url}, body=marker.encode())
+    try:
+        seg, _ = activate_one_profile(hook_conn, unique, first.url)
+        # One attempt (a redirect is final), nothing reaches the second
+        # receiver, and the delivery waits for the next refresh.
+        assert len(first.requests) == 1 and second.requests == []
+        [(change, status, attempts, error, rows_sent)] = deliveries(hook_conn, seg)
+        assert (change, status, attempts, rows_sent) == ("entered", "failed", 1, 0)
+        assert "302" in error and "redirect" in error, error
+        assert marker not in everything_readable(hook_conn)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_receiver_errors_do_not_echo_the_body(hook_conn, unique):
+    marker = f"internal-stack-trace-{uuid.uuid4().hex}"
+    receiver = StubReceiver(500, body=marker.encode())
+    try:
+        seg, _ = activate_one_profile(hook_conn, unique, receiver.url)
+        [(change, status, attempts, error, _)] = deliveries(hook_conn, seg)
+        assert (change, status, attempts) == ("entered", "failed", 5)
+        assert "500" in error, error
+        assert len(receiver.requests) == 5
+        assert marker not in everything_readable(hook_conn)
+    finally:
+        receiver.stop()
+
+
+def test_connection_failures_do_not_say_why(hook_conn, unique):
+    """A closed port answers "connection refused" to the server; SQL users
+    only read that the connection failed (no port scanner)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Nothing listens on `port` now.
+    seg, _ = activate_one_profile(hook_conn, unique, f"http://127.0.0.1:{port}/hook")
+    [(change, status, attempts, error, _)] = deliveries(hook_conn, seg)
+    assert (change, status, attempts) == ("entered", "failed", 5)
+    assert error == "connection failed"
+
+
+def test_every_delivery_checks_the_policy_again(hooks, launch, unique):
+    """A destination allowed by one server is refused at delivery by a
+    server (on the same warehouse) that does not allow it."""
+    receiver = StubReceiver(200)
+    c = hooks.connect()
+    strict = None
+    try:
+        seg, table = activate_one_profile(c, unique, receiver.url)
+        assert len(receiver.requests) == 1
+        assert [d[:3] for d in deliveries(c, seg)] == [("entered", "ok", 1), ("exited", "ok", 0)]
+        run(c, f"INSERT INTO {table} VALUES ('b', true)")
+        strict = launch.start(hooks.warehouse, args=("--refresh-scheduler", "false"))
+        s = strict.connect()
+        assert h.execute_update(s, f"REFRESH SEGMENT {seg}") == 2
+        failed = [d for d in deliveries(s, seg) if d[1] == "failed"]
+        # b's entry is not sent: no attempt, nothing at the receiver.
+        assert [(d[0], d[2], d[3], d[4]) for d in failed] == [
+            ("entered", 0, "refused by the egress policy: 127.0.0.1 is a loopback address", 0)
+        ]
+        assert len(receiver.requests) == 1
+        s.close()
+    finally:
+        c.close()
+        receiver.stop()
+        if strict is not None:
+            strict.stop()

@@ -202,7 +202,8 @@ def email_hash(email):
 def walkthrough(make_demo, launch):
     warehouse = make_demo()
     receiver = Receiver(fail_first=2)
-    dep = launch.start(warehouse, args=("--refresh-tick-ms", "200"))
+    # The receiver is on loopback, which webhooks only reach when allowed.
+    dep = launch.start(warehouse, args=("--refresh-tick-ms", "200", "--allow-webhook", "127.0.0.1"))
     yield warehouse, dep, receiver
     receiver.stop()
     dep.stop()

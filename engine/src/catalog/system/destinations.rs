@@ -48,7 +48,8 @@ impl SystemTable for Destinations {
                     secret,
                 } => (
                     "webhook",
-                    url.clone(),
+                    // Credentials stored before they were refused stay hidden.
+                    crate::egress::redacted(url),
                     // The secret itself is never shown.
                     format!(
                         "batch_size {batch_size}, secret {}",

@@ -225,7 +225,9 @@ impl StatementContext {
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         match &destination.kind {
             DestinationKind::File { path, format } => {
-                let dir = self.storage().warehouse().resolve_location(path)?;
+                // Confined again at every delivery: the allowed locations
+                // may have changed since CREATE DESTINATION.
+                let dir = self.storage().user_location(path, false)?;
                 let (store, prefix) = self.storage().store_for(&dir)?;
                 let ext = match format {
                     FileFormat::Csv => "csv",
@@ -249,9 +251,22 @@ impl StatementContext {
                 batch_size,
                 secret,
             } => {
-                let client = reqwest::Client::builder()
-                    .timeout(WEBHOOK_TIMEOUT)
-                    .build()
+                let target = crate::egress::redacted(url);
+                // Resolved and checked at every delivery; the client then
+                // connects to the checked addresses only.
+                let vetted = match self.vet_webhook(url).await {
+                    Ok(vetted) => vetted,
+                    Err(refusal) => {
+                        return Ok(Delivery {
+                            rows_sent: 0,
+                            attempts: 0,
+                            target,
+                            error: Some(refusal.to_string()),
+                        });
+                    }
+                };
+                let client = vetted
+                    .client(WEBHOOK_TIMEOUT)
                     .map_err(|e| EngineError::Unsupported(format!("HTTP client: {e}")))?;
                 let mut attempts = 0;
                 let mut sent = 0;
@@ -263,13 +278,13 @@ impl StatementContext {
                     let slice = total.slice(offset, len);
                     let body = webhook_body(segment, refresh_id, change, &slice)?;
                     let key = format!("{refresh_id}:{change}:{batch_no}");
-                    match post(&client, url, secret.as_deref(), &key, body).await {
+                    match post(&client, vetted.url(), secret.as_deref(), &key, body).await {
                         (n, Ok(())) => attempts += n,
                         (n, Err(e)) => {
                             return Ok(Delivery {
                                 rows_sent: sent,
                                 attempts: attempts + n,
-                                target: url.clone(),
+                                target,
                                 error: Some(e),
                             });
                         }
@@ -281,7 +296,7 @@ impl StatementContext {
                 Ok(Delivery {
                     rows_sent: sent,
                     attempts,
-                    target: url.clone(),
+                    target,
                     error: None,
                 })
             }
@@ -387,9 +402,15 @@ pub(crate) fn signature(secret: &str, body: &[u8]) -> String {
 
 /// POSTs one batch, retrying connection errors, 429 and 5xx with
 /// exponential back-off. Returns the attempts made and the outcome.
+///
+/// The outcome is what SQL users read in `system.activations`: the status
+/// the receiver answered, or "timed out" / "connection failed". Never the
+/// receiver's body, and never why a connection failed (refused, reset,
+/// unreachable): those would map the network for whoever chose the URL.
+/// The server log has the details.
 async fn post(
     client: &reqwest::Client,
-    url: &str,
+    url: &url::Url,
     secret: Option<&str>,
     key: &str,
     body: Vec<u8>,
@@ -398,7 +419,7 @@ async fn post(
     let mut last = String::new();
     for attempt in 1..=WEBHOOK_ATTEMPTS {
         let mut request = client
-            .post(url)
+            .post(url.clone())
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", key)
             .body(body.clone());
@@ -408,15 +429,34 @@ async fn post(
         match request.send().await {
             Ok(r) if r.status().is_success() => return (attempt as u64, Ok(())),
             Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
-                last = format!("{url} answered {}", r.status());
+                last = format!("the receiver answered HTTP {}", r.status().as_u16());
+            }
+            Ok(r) if r.status().is_redirection() => {
+                return (
+                    attempt as u64,
+                    Err(format!(
+                        "the receiver answered HTTP {} (redirects are not followed)",
+                        r.status().as_u16()
+                    )),
+                );
             }
             Ok(r) => {
                 return (
                     attempt as u64,
-                    Err(format!("{url} answered {}", r.status())),
+                    Err(format!(
+                        "the receiver answered HTTP {}",
+                        r.status().as_u16()
+                    )),
                 );
             }
-            Err(e) => last = format!("{url}: {e}"),
+            Err(e) => {
+                warn!(url = %url, attempt, error = %error_chain(&e), "webhook request failed");
+                last = if e.is_timeout() {
+                    "timed out".to_string()
+                } else {
+                    "connection failed".to_string()
+                };
+            }
         }
         if attempt < WEBHOOK_ATTEMPTS {
             tokio::time::sleep(backoff).await; // retry back-off
@@ -424,6 +464,18 @@ async fn post(
         }
     }
     (WEBHOOK_ATTEMPTS as u64, Err(last))
+}
+
+/// An error and its causes, for the server log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 #[cfg(test)]

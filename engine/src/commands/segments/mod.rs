@@ -26,10 +26,11 @@ use seglake_catalog::{
     Activation, DEFAULT_CATALOG, Destination, DestinationKind, FileFormat, RefreshSchedule,
     SEGMENTS_SCHEMA, SegmentVersion,
 };
-use tracing::info;
+use tracing::{info, warn};
 
 pub(crate) use crate::sql::segments::SegmentStatement;
 
+use crate::egress::{EgressPolicy, Refusal, Vetted};
 use crate::pipeline::StatementContext;
 use crate::{EngineError, Outcome, Result};
 
@@ -100,8 +101,18 @@ impl StatementContext {
                 kind,
                 options,
             } => {
+                let kind = destination_kind(&kind, options)?;
+                if let DestinationKind::Webhook { url, .. } = &kind {
+                    // Checked again at every delivery: the answer of the
+                    // name may change.
+                    self.vet_webhook(url).await.map_err(|refusal| {
+                        warn!(user = %self.user(), destination = %name, %refusal,
+                            "webhook destination refused");
+                        refusal.into_error()
+                    })?;
+                }
                 let destination = Destination {
-                    kind: destination_kind(&kind, options)?,
+                    kind,
                     author: self.user().to_string(),
                     created_at: chrono::Utc::now(),
                 };
@@ -152,6 +163,25 @@ impl StatementContext {
                 Ok(done(None))
             }
         }
+    }
+
+    /// The server's webhook egress policy (the strictest, no exceptions,
+    /// for a session built without one).
+    fn egress(&self) -> Arc<EgressPolicy> {
+        self.context()
+            .state_ref()
+            .read()
+            .config()
+            .get_extension::<EgressPolicy>()
+            .unwrap_or_default()
+    }
+
+    /// Resolves a webhook URL's host and checks every address against the
+    /// egress policy.
+    async fn vet_webhook(&self, url: &str) -> std::result::Result<Vetted, Refusal> {
+        let parsed =
+            crate::egress::parse_webhook_url(url).map_err(|e| Refusal::Policy(e.to_string()))?;
+        self.egress().vet(&parsed).await
     }
 
     async fn create_segment(
@@ -311,14 +341,7 @@ fn destination_kind(kind: &str, options: Vec<(String, String)>) -> Result<Destin
                     "a webhook destination needs OPTIONS (url 'https://...')".into(),
                 )
             })?;
-            let parsed = url::Url::parse(&url).map_err(|e| {
-                EngineError::InvalidArgument(format!("bad webhook url '{url}': {e}"))
-            })?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(EngineError::InvalidArgument(format!(
-                    "webhook url '{url}' must be http:// or https://"
-                )));
-            }
+            crate::egress::parse_webhook_url(&url)?;
             let batch_size = match take("batch_size") {
                 None => 500,
                 Some(s) => s.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
