@@ -13,6 +13,7 @@ Expected values come from DuckDB over the same Parquet files.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 
@@ -62,7 +63,7 @@ def workers_table(conn) -> dict[str, dict]:
 
 
 def url_of(worker: h.ServerProcess) -> str:
-    return f"http://{worker.address}/"
+    return f"{h.worker_url(worker.address)}/"
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -124,7 +125,7 @@ def test_parallelism_settings(cluster):
         conn.close()
 
 
-def test_worker_killed_mid_query(cluster, duck, seglake_bin):
+def test_worker_killed_mid_query(cluster, cluster_launch, duck):
     expected = duck.rows(HEAVY_QUERY)
     victim = cluster.workers[0]
     victim_url = url_of(victim)
@@ -171,7 +172,7 @@ def test_worker_killed_mid_query(cluster, duck, seglake_bin):
         assert sorted(w["state"] for w in table.values()) == ["down", "up", "up"], table
 
         # A worker answering again on the same address is taken back.
-        argv = [str(seglake_bin), "worker", "--warehouse", cluster.warehouse, "--listen", victim.address]
+        argv = cluster_launch.worker_argv(cluster.warehouse, victim.address)
         revived = h.ServerProcess(argv, h.child_env(cluster.env), victim.log_path.with_suffix(".revived.log"), "revived")
         cluster.processes.remove(victim)
         cluster.workers.remove(victim)
@@ -204,3 +205,97 @@ def test_every_worker_gone_runs_on_the_coordinator(cluster, duck):
         assert "DistributedExec" not in plan, plan
     finally:
         conn.close()
+
+
+# ---------------------------------------------------------------------------
+# Authenticated workers (the whole suite's distributed topology runs with
+# SEGLAKE_CLUSTER_SECRET on coordinator and workers: see the harness)
+# ---------------------------------------------------------------------------
+
+
+def run_worker(seglake_bin, warehouse, listen: str, env=None, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(seglake_bin), "worker", "--warehouse", str(warehouse), "--listen", listen, *flags],
+        env=h.child_env(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:0", "[::]:0"])
+def test_a_worker_on_a_public_address_needs_a_secret(seglake_bin, tmp_path, listen):
+    warehouse = tmp_path / "wh"
+    res = run_worker(seglake_bin, warehouse, listen)
+    assert res.returncode != 0, res.stderr
+    assert f"refusing to listen on {listen} without a cluster secret" in res.stderr, res.stderr
+    assert "listening on" not in res.stdout
+    # Refused before the warehouse is opened: nothing was created.
+    assert not warehouse.exists()
+
+
+def test_a_bad_secret_stops_the_start_without_showing_it(seglake_bin, tmp_path):
+    short = "tiny-secret"
+    res = run_worker(seglake_bin, tmp_path / "wh", "127.0.0.1:0", {"SEGLAKE_CLUSTER_SECRET": short})
+    assert res.returncode != 0, res.stderr
+    assert "at least 16 characters" in res.stderr, res.stderr
+    assert short not in res.stdout + res.stderr
+    missing = tmp_path / "no-such-secret"
+    res = run_worker(seglake_bin, tmp_path / "wh", "127.0.0.1:0", None, "--cluster-secret-file", str(missing))
+    assert res.returncode != 0, res.stderr
+    assert "cannot read the cluster secret file" in res.stderr, res.stderr
+
+
+def test_only_a_coordinator_with_the_secret_uses_the_worker(cluster_launch, logs_dir, tmp_path):
+    """A worker reading its secret from a file; a coordinator with the same
+    secret (from the environment) uses it, one with another secret sees it
+    unusable and says why. No log line shows the secret."""
+    warehouse = str(tmp_path / "wh")
+    secret_file = tmp_path / "cluster-secret"
+    secret_file.write_text(h.CLUSTER_SECRET + "\n")
+    other = "another-cluster-secret-0000"
+    procs: list[h.ServerProcess] = []
+    try:
+        argv = [*cluster_launch.worker_argv(warehouse), "--cluster-secret-file", str(secret_file)]
+        worker = h.ServerProcess(argv, h.child_env(), logs_dir / "auth-worker.log", "auth-worker")
+        procs.append(worker)
+        for name, secret in (("good", h.CLUSTER_SECRET), ("bad", other)):
+            argv = [
+                str(cluster_launch.binary),
+                "serve",
+                "--warehouse",
+                warehouse,
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                h.worker_url(worker.address),
+                "--cluster-ca",
+                str(cluster_launch.certs.ca),
+                *h.COORDINATOR_ARGS,
+            ]
+            env = h.child_env({"SEGLAKE_CLUSTER_SECRET": secret})
+            procs.append(h.ServerProcess(argv, env, logs_dir / f"auth-{name}.log", f"auth-{name}"))
+        good, bad = procs[1], procs[2]
+        for coordinator, state in ((good, "up"), (bad, "unusable")):
+            conn = h.connect(coordinator.uri)
+            try:
+                rows = wait_for(
+                    lambda: [r for r in workers_table(conn).values() if r["state"] == state],
+                    10,
+                    f"the worker {state}",
+                )
+                if state == "unusable":
+                    assert "the worker refused the cluster secret" in rows[0]["last_error"], rows
+                else:
+                    assert rows[0]["last_error"] is None, rows
+                # Queries run (on the worker, or the coordinator alone).
+                assert h.rows(h.run_sql(conn, "SELECT 40 + 2")) == [(42,)]
+            finally:
+                conn.close()
+    finally:
+        for p in reversed(procs):
+            p.stop()
+    for p in procs:
+        text = p.log_path.read_text(errors="replace")
+        assert h.CLUSTER_SECRET not in text and other not in text, p.log_path

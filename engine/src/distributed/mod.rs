@@ -17,7 +17,11 @@
 //!   naming the worker. Every query has a deadline.
 //! * [`worker`] builds the worker service: the same functions
 //!   (`seglake_udfs::register_all`, appended to DataFusion's) and codec as the
-//!   coordinator, and the engine's runtime (object stores, memory pool).
+//!   coordinator, and the engine's runtime (object stores, memory pool); it
+//!   refuses fragments that write or scan outside the allowed locations.
+//! * [`auth`]: with a cluster secret, every call to a worker carries a
+//!   short-lived token signed with it; a worker that refuses the
+//!   coordinator's token is `unusable` and gets no work.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -28,7 +32,7 @@ use arrow::array::{RecordBatch, StringBuilder, TimestampMillisecondBuilder, UInt
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::datasource::physical_plan::{FileGroup, FileGroupPartitioner, FileScanConfig};
 use datafusion::datasource::source::DataSourceExec;
@@ -49,9 +53,8 @@ use datafusion_distributed::grpc::{BoxCloneSyncChannel, create_worker_client};
 use datafusion_distributed::{
     ChannelResolver, CoordinatorToWorkerMsg, DistributedExt, DistributedLeafExec,
     ExecuteTaskRequest, GetWorkerInfoRequest, GetWorkerInfoResponse, ScaleUpLeafNodeEvent,
-    ScaleUpLeafNodeEventResponse, SessionStateBuilderExt, SetPlanRequest, Worker, WorkerChannel,
-    WorkerPlanRewriteEvent, WorkerPlanRewriteEventResponse, WorkerQueryContext, WorkerResolver,
-    WorkerToCoordinatorMsg, display_plan_ascii,
+    ScaleUpLeafNodeEventResponse, SessionStateBuilderExt, SetPlanRequest, WorkerChannel,
+    WorkerResolver, WorkerToCoordinatorMsg, display_plan_ascii,
 };
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -61,8 +64,15 @@ use tracing::{debug, info, warn};
 use url::Url;
 use uuid::Uuid;
 
-use crate::storage::Storage;
 use crate::{EngineError, Result};
+
+pub mod auth;
+mod tls;
+mod worker;
+
+pub use auth::{CLUSTER_TOKEN_HEADER, ClusterSecret, TokenError};
+pub use tls::ClusterTls;
+pub(crate) use worker::worker;
 
 /// The codec of plan fragments, on coordinators and workers alike:
 /// Seglake's functions and plan nodes, then Delta table scans
@@ -78,7 +88,8 @@ pub const WORKER_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// How a coordinator finds and uses its workers.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
-    /// Worker addresses: `http://host:port` or `host:port`. A host name that
+    /// Worker addresses: `http://host:port`, `https://host:port` (TLS, see
+    /// [`ClusterConfig::tls`]) or `host:port` (plain). A host name that
     /// resolves to several addresses (a Kubernetes headless service) gives
     /// one worker per address, re-resolved at every probe.
     pub workers: Vec<String>,
@@ -94,6 +105,12 @@ pub struct ClusterConfig {
     pub scan_bytes_per_partition: Option<usize>,
     /// Deadline of a query (planning to last batch).
     pub query_timeout: Duration,
+    /// Proven to the workers on every call (`--cluster-secret`); `None`
+    /// only reaches workers that run without one.
+    pub secret: Option<ClusterSecret>,
+    /// How `https://` workers are verified (`--cluster-ca`) and what the
+    /// coordinator presents to them (see [`ClusterTls`]).
+    pub tls: ClusterTls,
 }
 
 impl ClusterConfig {
@@ -105,6 +122,8 @@ impl ClusterConfig {
             max_tasks_per_stage: None,
             scan_bytes_per_partition: None,
             query_timeout: Duration::from_secs(3600),
+            secret: None,
+            tls: ClusterTls::default(),
         }
     }
 }
@@ -125,7 +144,7 @@ pub fn parse_worker_address(spec: &str) -> Result<Url> {
         || url.port_or_known_default().is_none()
     {
         return Err(EngineError::InvalidArgument(format!(
-            "invalid worker address '{spec}': expected http://HOST:PORT"
+            "invalid worker address '{spec}': expected http://HOST:PORT or https://HOST:PORT"
         )));
     }
     Ok(url)
@@ -142,6 +161,9 @@ pub enum WorkerHealth {
     Down,
     /// Answers, but runs another Seglake version: gets no work.
     Incompatible,
+    /// Answers, but refuses the coordinator's credentials (no cluster
+    /// secret, or another one): gets no work.
+    Unusable,
 }
 
 impl WorkerHealth {
@@ -151,6 +173,7 @@ impl WorkerHealth {
             Self::Up => "up",
             Self::Down => "down",
             Self::Incompatible => "incompatible",
+            Self::Unusable => "unusable",
         }
     }
 }
@@ -196,18 +219,59 @@ impl WorkerEntry {
 }
 
 /// gRPC channels to workers, one per URL, created lazily (they reconnect
-/// by themselves) with connect and keep-alive timeouts.
+/// by themselves) with connect and keep-alive timeouts. With a cluster
+/// secret, every request on them carries a fresh token.
 #[derive(Debug, Default)]
 struct Channels {
     connect_timeout: Duration,
+    secret: Option<ClusterSecret>,
     map: Mutex<HashMap<Url, tonic::transport::Channel>>,
+    /// TLS of the `https://` workers.
+    tls: ClusterTls,
+    /// The host name each resolved worker address came from: its
+    /// certificate names the host, not the address.
+    names: Mutex<HashMap<Url, String>>,
 }
 
 impl Channels {
-    fn new(connect_timeout: Duration) -> Self {
+    fn new(connect_timeout: Duration, secret: Option<ClusterSecret>) -> Self {
         Self {
             connect_timeout,
+            secret,
             map: Mutex::new(HashMap::new()),
+            tls: ClusterTls::default(),
+            names: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with_tls(mut self, tls: ClusterTls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Remembers that `url` is an address `host` resolved to.
+    fn resolved_from(&self, url: &Url, host: &str) {
+        if url.scheme() != "https" {
+            return;
+        }
+        let previous = self
+            .names
+            .lock()
+            .expect("names poisoned")
+            .insert(url.clone(), host.to_string());
+        if previous.is_some_and(|p| p != host) {
+            // The channel verifies the previous name.
+            self.map.lock().expect("channel map poisoned").remove(url);
+        }
+    }
+
+    /// The name `url`'s certificate must hold: the host it was resolved
+    /// from, else its own host.
+    fn name_of(&self, url: &Url) -> String {
+        let names = self.names.lock().expect("names poisoned");
+        match names.get(url) {
+            Some(name) => name.clone(),
+            None => url.host_str().unwrap_or_default().to_string(),
         }
     }
 
@@ -216,20 +280,38 @@ impl Channels {
         let channel = match map.get(url) {
             Some(c) => c.clone(),
             None => {
-                let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+                let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
                     .map_err(|e| DataFusionError::External(Box::new(e)))?
                     .connect_timeout(self.connect_timeout)
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(10))
                     .keep_alive_timeout(Duration::from_secs(20))
                     .keep_alive_while_idle(true);
+                if url.scheme() == "https" {
+                    let host = self.name_of(url);
+                    endpoint = endpoint
+                        .tls_config(self.tls.client_config(&host, self.connect_timeout))
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                }
                 let channel = endpoint.connect_lazy();
                 map.insert(url.clone(), channel.clone());
                 channel
             }
         };
-        Ok(create_worker_client(BoxCloneSyncChannel::new(channel)))
+        Ok(create_worker_client(match &self.secret {
+            Some(secret) => {
+                BoxCloneSyncChannel::new(auth::WithClusterToken::new(channel, secret.clone()))
+            }
+            None => BoxCloneSyncChannel::new(channel),
+        }))
     }
+}
+
+/// A client of the worker at `url` made as a coordinator makes it (with
+/// `secret`, every call carries a token): for tools and tests that talk to
+/// a worker directly.
+pub fn worker_client(url: &Url, secret: Option<ClusterSecret>) -> Result<Box<dyn WorkerChannel>> {
+    Ok(Channels::new(Duration::from_secs(5), secret).client(url)?)
 }
 
 /// The [`ChannelResolver`] of coordinators and workers. On the coordinator
@@ -354,6 +436,7 @@ impl ClusterInner {
             match tokio::net::lookup_host((host, port)).await {
                 Ok(addrs) => {
                     for url in urls_of_addresses(spec, addrs) {
+                        self.channels.resolved_from(&url, host);
                         if !out.contains(&url) {
                             out.push(url);
                         }
@@ -365,21 +448,37 @@ impl ClusterInner {
         out
     }
 
-    async fn probe(&self, url: &Url) -> std::result::Result<String, String> {
+    async fn probe(&self, url: &Url) -> std::result::Result<String, ProbeError> {
         let call = async {
-            let mut client = self.channels.client(url).map_err(|e| e.to_string())?;
+            let mut client = self
+                .channels
+                .client(url)
+                .map_err(|e| ProbeError::Failed(e.to_string()))?;
             client
                 .get_worker_info(GetWorkerInfoRequest {})
                 .await
                 .map(|r| r.version)
-                .map_err(|e| e.to_string())
+                .map_err(|e| match grpc_status(&e) {
+                    Some(status) if status.code() == tonic::Code::Unauthenticated => {
+                        ProbeError::Refused(match self.channels.secret {
+                            Some(_) => format!(
+                                "the worker refused the cluster secret: {}",
+                                status.message()
+                            ),
+                            None => "the worker requires a cluster secret: start the coordinator \
+                                     with the workers' --cluster-secret"
+                                .to_string(),
+                        })
+                    }
+                    _ => ProbeError::Failed(e.to_string()),
+                })
         };
         match tokio::time::timeout(self.config.probe_timeout, call).await {
             Ok(r) => r,
-            Err(_) => Err(format!(
+            Err(_) => Err(ProbeError::Failed(format!(
                 "no answer within {} ms",
                 self.config.probe_timeout.as_millis()
-            )),
+            ))),
         }
     }
 
@@ -409,7 +508,12 @@ impl ClusterInner {
                         "worker runs version '{version}', the coordinator {WORKER_VERSION}"
                     ));
                 }
-                Err(e) => {
+                Err(ProbeError::Refused(e)) => {
+                    entry.state = WorkerHealth::Unusable;
+                    entry.last_seen = Some(now);
+                    entry.last_error = Some(e);
+                }
+                Err(ProbeError::Failed(e)) => {
                     entry.state = WorkerHealth::Down;
                     entry.last_error = Some(e);
                 }
@@ -426,6 +530,24 @@ impl ClusterInner {
                 }
             }
         }
+    }
+}
+
+/// Why a probe did not find a worker usable.
+enum ProbeError {
+    /// The worker answered and refused the coordinator's credentials.
+    Refused(String),
+    /// No answer, or a failure on the way.
+    Failed(String),
+}
+
+/// The gRPC status a worker answered with, if the error is one.
+fn grpc_status(e: &DataFusionError) -> Option<&tonic::Status> {
+    match e {
+        DataFusionError::External(e) => e.downcast_ref::<tonic::Status>(),
+        DataFusionError::Shared(e) => grpc_status(e),
+        DataFusionError::Context(_, e) => grpc_status(e),
+        _ => None,
     }
 }
 
@@ -450,7 +572,10 @@ impl Cluster {
             .map(|s| parse_worker_address(s))
             .collect::<Result<Vec<_>>>()?;
         let inner = Arc::new(ClusterInner {
-            channels: Arc::new(Channels::new(config.probe_timeout)),
+            channels: Arc::new(
+                Channels::new(config.probe_timeout, config.secret.clone())
+                    .with_tls(config.tls.clone()),
+            ),
             config,
             specs,
             workers: RwLock::new(BTreeMap::new()),
@@ -840,55 +965,6 @@ impl Supervised {
             }
         }
     }
-}
-
-/// Registers the object store of every file scan of a worker's plan
-/// fragment (tables outside the warehouse store: other buckets, local files).
-fn register_scan_stores(storage: &Storage, plan: &Arc<dyn ExecutionPlan>) -> DfResult<()> {
-    plan.apply(|node| {
-        if let Some(source) = node.downcast_ref::<DataSourceExec>()
-            && let Some(scan) = source.data_source().downcast_ref::<FileScanConfig>()
-        {
-            storage
-                .ensure_object_store(scan.object_store_url.as_str())
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })?;
-    Ok(())
-}
-
-/// The worker service of `seglake worker` (`Engine::worker`): plan
-/// fragments run with the storage's runtime (object stores, memory pool),
-/// DataFusion's functions plus Seglake's, and Seglake's codec.
-pub(crate) fn worker(storage: Arc<Storage>) -> Worker {
-    let channels = SeglakeChannels {
-        channels: Arc::new(Channels::new(Duration::from_secs(5))),
-        cluster: None,
-    };
-    let runtime = Arc::clone(storage.runtime());
-    Worker::from_session_builder(move |ctx: WorkerQueryContext| {
-        let storage = Arc::clone(&storage);
-        let channels = channels.clone();
-        async move {
-            let mut state = ctx
-                .builder
-                .with_distributed_user_codec(codec())
-                .with_distributed_channel_resolver(channels)
-                .with_distributed_worker_plan_rewrite_handler(
-                    move |ev: WorkerPlanRewriteEvent<'_>| {
-                        register_scan_stores(&storage, &ev.plan)?;
-                        Ok(WorkerPlanRewriteEventResponse::new(ev.plan))
-                    },
-                )
-                .build();
-            // Appends to DataFusion's functions (never replaces them).
-            seglake_udfs::register_all(&mut state)?;
-            Ok(state)
-        }
-    })
-    .with_runtime_env(runtime)
-    .with_version(WORKER_VERSION)
 }
 
 /// The schema of `system.workers`.
