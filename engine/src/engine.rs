@@ -18,6 +18,7 @@ use tracing::info;
 
 use crate::commands::delete_prefix;
 use crate::distributed::{Cluster, ClusterConfig};
+use crate::egress::EgressPolicy;
 use crate::pipeline::Handles;
 use crate::storage::Storage;
 use crate::{EngineError, Result, Session};
@@ -41,6 +42,14 @@ pub struct EngineConfig {
     /// every session after Seglake's own defaults (`--datafusion-config`):
     /// an operator changes a default without a release.
     pub settings: Vec<(String, String)>,
+    /// Prefixes (paths, `file://` or `s3://bucket/prefix` URLs) outside the
+    /// warehouse that external tables, file destinations and workers' scans
+    /// may name (`--allow-location`).
+    pub allow_locations: Vec<String>,
+    /// Exceptions to the webhook egress policy (`--allow-webhook`): host
+    /// names, IP addresses and networks (`10.0.0.0/8`) that webhook
+    /// destinations may reach besides public addresses.
+    pub allow_webhooks: Vec<String>,
 }
 
 impl EngineConfig {
@@ -53,6 +62,8 @@ impl EngineConfig {
             memory_limit: None,
             cluster: None,
             settings: vec![],
+            allow_locations: vec![],
+            allow_webhooks: vec![],
         }
     }
 }
@@ -66,12 +77,17 @@ pub struct Engine {
     cluster: Option<Cluster>,
     /// Serialises segment refreshes in this process.
     refresh_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Where webhook deliveries may go; statements find it in their
+    /// session config.
+    egress: Arc<EgressPolicy>,
 }
 
 impl Engine {
     /// Opens (or initialises) the warehouse and its catalog.
     pub async fn open(config: EngineConfig) -> Result<Arc<Self>> {
         let warehouse = Warehouse::open(&config.warehouse, &config.s3)?;
+        // A bad `--allow-webhook` entry fails here, at start.
+        let egress = Arc::new(EgressPolicy::new(&config.allow_webhooks)?);
         crate::storage::delta::register_log_stores();
         // No list-files cache: other servers, workers and ingests add files
         // to the warehouse, and a query must see every committed file.
@@ -92,12 +108,19 @@ impl Engine {
             None => None,
         };
         info!(warehouse = %warehouse.url(), "engine ready");
-        let storage = Arc::new(Storage::new(warehouse, catalog, runtime, cluster.is_some()));
+        let storage = Arc::new(Storage::new(
+            warehouse,
+            catalog,
+            runtime,
+            cluster.is_some(),
+            &config.allow_locations,
+        )?);
         let engine = Arc::new(Self {
             config,
             storage,
             cluster,
             refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
+            egress,
         });
         // A bad `--datafusion-config` setting fails here, at start.
         engine.storage.set_scan_session(engine.session_state()?);
@@ -138,9 +161,15 @@ impl Engine {
     }
 
     /// The worker service of `seglake worker`: plan fragments run with this
-    /// engine's runtime and object stores.
-    pub fn worker(&self) -> datafusion_distributed::Worker {
-        crate::distributed::worker(Arc::clone(&self.storage))
+    /// engine's runtime and object stores; `secret` signs its calls to
+    /// other workers (the service checks callers, see `seglake worker`),
+    /// `tls` verifies the `https://` ones.
+    pub fn worker(
+        &self,
+        secret: Option<crate::distributed::ClusterSecret>,
+        tls: crate::distributed::ClusterTls,
+    ) -> datafusion_distributed::Worker {
+        crate::distributed::worker(Arc::clone(&self.storage), secret, tls)
     }
 
     /// A fresh DataFusion session state with Seglake's configuration and
@@ -150,7 +179,9 @@ impl Engine {
             .with_option_extension(crate::SeglakeOptions::default())
             .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true);
+            .with_information_schema(true)
+            // Not a setting: `SET` cannot reach a config extension.
+            .with_extension(Arc::clone(&self.egress));
         if let Some(n) = self.config.target_partitions {
             config = config.with_target_partitions(n);
         }

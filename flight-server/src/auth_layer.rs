@@ -27,13 +27,18 @@ impl SeglakeService {
         }
     }
 
-    /// Checks the bearer token and attaches the caller's session.
-    fn authorize<T>(&self, request: &mut Request<T>) -> Result<Arc<ClientSession>, Status> {
+    /// Checks the bearer token (or Basic credentials) and attaches the
+    /// caller's session.
+    async fn authorize<T>(&self, request: &mut Request<T>) -> Result<Arc<ClientSession>, Status> {
         let header = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        let client = self.inner.sessions.authenticate(header)?;
+        let client = self
+            .inner
+            .sessions
+            .authenticate(header, request.remote_addr())
+            .await?;
         request.extensions_mut().insert(Arc::clone(&client));
         Ok(client)
     }
@@ -62,7 +67,7 @@ impl FlightService for SeglakeService {
         &self,
         mut request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        self.authorize(&mut request)?;
+        self.authorize(&mut request).await?;
         FlightService::list_flights(self.inner.as_ref(), request).await
     }
 
@@ -70,7 +75,7 @@ impl FlightService for SeglakeService {
         &self,
         mut request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&mut request)?;
+        self.authorize(&mut request).await?;
         FlightService::get_flight_info(self.inner.as_ref(), request).await
     }
 
@@ -78,7 +83,7 @@ impl FlightService for SeglakeService {
         &self,
         mut request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
-        self.authorize(&mut request)?;
+        self.authorize(&mut request).await?;
         FlightService::poll_flight_info(self.inner.as_ref(), request).await
     }
 
@@ -86,7 +91,7 @@ impl FlightService for SeglakeService {
         &self,
         mut request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
-        let client = self.authorize(&mut request)?;
+        let client = self.authorize(&mut request).await?;
         let schema = schema_for(&self.inner, &client, &request.get_ref().cmd).await?;
         let result: SchemaResult = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
@@ -98,7 +103,7 @@ impl FlightService for SeglakeService {
         &self,
         mut request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        self.authorize(&mut request)?;
+        self.authorize(&mut request).await?;
         FlightService::do_get(self.inner.as_ref(), request).await
     }
 
@@ -106,7 +111,7 @@ impl FlightService for SeglakeService {
         &self,
         mut request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        self.authorize(&mut request)?;
+        self.authorize(&mut request).await?;
         FlightService::do_put(self.inner.as_ref(), request).await
     }
 
@@ -114,7 +119,7 @@ impl FlightService for SeglakeService {
         &self,
         mut request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        self.authorize(&mut request)?;
+        self.authorize(&mut request).await?;
         FlightService::do_action(self.inner.as_ref(), request).await
     }
 
@@ -122,7 +127,7 @@ impl FlightService for SeglakeService {
         &self,
         mut request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
-        self.authorize(&mut request)?;
+        self.authorize(&mut request).await?;
         FlightService::list_actions(self.inner.as_ref(), request).await
     }
 
@@ -130,7 +135,7 @@ impl FlightService for SeglakeService {
         &self,
         mut request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        self.authorize(&mut request)?;
+        self.authorize(&mut request).await?;
         FlightService::do_exchange(self.inner.as_ref(), request).await
     }
 }

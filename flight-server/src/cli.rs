@@ -7,15 +7,15 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use seglake_engine::demo::DemoOptions;
-use seglake_engine::distributed::ClusterConfig;
+use seglake_engine::distributed::{ClusterConfig, ClusterSecret};
 use seglake_engine::{Engine, EngineConfig, S3Options};
 use tracing::{info, warn};
 
-use crate::auth::Users;
+use crate::auth::{SessionPolicy, Users};
 use crate::collector::CollectorArgs;
 use crate::error::{Result, ServerError};
 use crate::server::{RunningServer, ServerOptions, start};
-use crate::worker::start_worker;
+use crate::worker::{DEFAULT_MAX_MESSAGE_BYTES, WorkerOptions, start_worker};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,7 +36,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run a distributed worker: executes plan fragments sent by `seglake
     /// serve --workers ...` coordinators sharing the same warehouse.
-    Worker(WorkerArgs),
+    Worker(Box<WorkerArgs>),
+    /// Read a password from standard input (one line) and print its
+    /// argon2id hash, for `--user NAME:HASH`.
+    HashPassword,
 }
 
 /// Where the warehouse is (shared by every command).
@@ -65,6 +68,19 @@ pub struct WarehouseArgs {
     /// Allow plain-HTTP S3 endpoints; default from AWS_ALLOW_HTTP.
     #[arg(long, env = "SEGLAKE_S3_ALLOW_HTTP")]
     pub s3_allow_http: Option<bool>,
+
+    /// A prefix outside the warehouse that external tables (LOCATION), file
+    /// destinations and workers' scans may name: an absolute path or
+    /// s3://bucket/prefix (repeatable; the variable takes a comma-separated
+    /// list). Without any, only the warehouse is reachable. Its own folders
+    /// (_seglake, tables/) never are.
+    #[arg(
+        long = "allow-location",
+        env = "SEGLAKE_ALLOW_LOCATIONS",
+        value_delimiter = ',',
+        value_name = "PREFIX"
+    )]
+    pub allow_locations: Vec<String>,
 }
 
 impl WarehouseArgs {
@@ -149,8 +165,9 @@ impl DemoSizeArgs {
 /// Distributed execution, on the coordinator.
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
-    /// Workers to distribute queries to, as http://HOST:PORT (repeatable,
-    /// or comma-separated). A host name that resolves to several addresses
+    /// Workers to distribute queries to, as http://HOST:PORT, or
+    /// https://HOST:PORT over TLS (see --cluster-ca) (repeatable, or
+    /// comma-separated). A host name that resolves to several addresses
     /// (a Kubernetes headless service) gives one worker per address.
     /// Without workers, queries run on this server alone.
     #[arg(long = "workers", env = "SEGLAKE_WORKERS", value_delimiter = ',')]
@@ -178,10 +195,144 @@ pub struct ClusterArgs {
     /// Deadline of a distributed query, in seconds.
     #[arg(long, env = "SEGLAKE_QUERY_TIMEOUT_SECS", default_value_t = 3600)]
     pub query_timeout_secs: u64,
+
+    #[command(flatten)]
+    pub secret: ClusterSecretArgs,
+
+    #[command(flatten)]
+    pub tls: ClusterTlsArgs,
+}
+
+/// TLS of a listener (`seglake serve`: Flight SQL and the collector;
+/// `seglake worker`). The files are read at start: to rotate a
+/// certificate, replace the files and restart.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// Serve TLS with this certificate chain (PEM, the server's certificate
+    /// first). Needs --tls-key.
+    #[arg(long, env = "SEGLAKE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SEGLAKE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// The loaded certificate and key, `None` without TLS; `client_ca`
+    /// (workers' `--tls-client-ca`) makes clients present a certificate.
+    pub fn server_tls(
+        &self,
+        client_ca: Option<&std::path::Path>,
+    ) -> Result<Option<crate::tls::ServerTls>> {
+        crate::tls::ServerTls::from_flags(
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+            client_ca,
+        )
+    }
+}
+
+/// How `https://` workers are verified, on the coordinator and on workers
+/// (a query's stages read from each other). Files read at start.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterTlsArgs {
+    /// CA certificate(s) (PEM) that the certificates of `https://` workers
+    /// must be signed by. Without it, the system's trusted roots.
+    #[arg(long, env = "SEGLAKE_CLUSTER_CA", value_name = "FILE")]
+    pub cluster_ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) presented to workers that require one
+    /// (--tls-client-ca). Needs --cluster-client-key.
+    #[arg(long, env = "SEGLAKE_CLUSTER_CLIENT_CERT", value_name = "FILE")]
+    pub cluster_client_cert: Option<std::path::PathBuf>,
+
+    /// The private key of --cluster-client-cert (PEM).
+    #[arg(long, env = "SEGLAKE_CLUSTER_CLIENT_KEY", value_name = "FILE")]
+    pub cluster_client_key: Option<std::path::PathBuf>,
+
+    /// The name workers' certificates are checked against. Default: the
+    /// host of the --workers address a worker was resolved from, and the
+    /// worker's IP address between workers (so a certificate without that
+    /// address needs this flag on the workers too).
+    #[arg(long, env = "SEGLAKE_CLUSTER_TLS_NAME", value_name = "NAME")]
+    pub cluster_tls_name: Option<String>,
+}
+
+impl ClusterTlsArgs {
+    pub fn cluster_tls(&self) -> Result<seglake_engine::distributed::ClusterTls> {
+        crate::tls::cluster_tls(
+            self.cluster_ca.as_deref(),
+            self.cluster_client_cert.as_deref(),
+            self.cluster_client_key.as_deref(),
+            self.cluster_tls_name.as_deref(),
+        )
+    }
+}
+
+/// The secret shared by a coordinator and its workers (see docs/server.md,
+/// "Distributed workers").
+#[derive(Debug, Clone, Args)]
+pub struct ClusterSecretArgs {
+    /// Secret shared by the coordinator and its workers (at least 16
+    /// characters): the coordinator proves it on every call, workers refuse
+    /// calls without it. Prefer --cluster-secret-file.
+    #[arg(
+        long,
+        env = "SEGLAKE_CLUSTER_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        conflicts_with = "cluster_secret_file"
+    )]
+    pub cluster_secret: Option<SecretText>,
+
+    /// File holding the cluster secret (surrounding white space ignored),
+    /// for example a mounted Kubernetes Secret: the secret then sits in no
+    /// process environment or command line.
+    #[arg(long, env = "SEGLAKE_CLUSTER_SECRET_FILE", value_name = "PATH")]
+    pub cluster_secret_file: Option<std::path::PathBuf>,
+}
+
+impl ClusterSecretArgs {
+    /// The secret given, checked; errors never repeat it.
+    pub fn secret(&self) -> Result<Option<ClusterSecret>> {
+        let text = match (&self.cluster_secret, &self.cluster_secret_file) {
+            (Some(text), _) => text.0.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                ServerError::Config(format!(
+                    "cannot read the cluster secret file {}: {e}",
+                    path.display()
+                ))
+            })?,
+            (None, None) => return Ok(None),
+        };
+        ClusterSecret::new(&text)
+            .map(Some)
+            .map_err(|e| ServerError::Config(e.to_string()))
+    }
+}
+
+/// A secret given on the command line or in the environment: clap accepts
+/// any text (so that its errors never print it) and `Debug` hides it.
+#[derive(Clone)]
+pub struct SecretText(String);
+
+impl std::str::FromStr for SecretText {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl ClusterArgs {
-    fn config(&self) -> Option<ClusterConfig> {
+    fn config(&self) -> Result<Option<ClusterConfig>> {
         let workers: Vec<String> = self
             .workers
             .iter()
@@ -189,15 +340,20 @@ impl ClusterArgs {
             .filter(|w| !w.is_empty())
             .collect();
         if workers.is_empty() {
-            return None;
+            return Ok(None);
         }
         let mut config = ClusterConfig::new(workers);
+        config.secret = self.secret.secret()?;
+        if config.secret.is_none() {
+            warn!("no --cluster-secret: only workers running without one accept this coordinator");
+        }
         config.probe_interval = Duration::from_millis(self.worker_probe_interval_ms.max(100));
         config.probe_timeout = Duration::from_millis(self.worker_probe_timeout_ms.max(50));
         config.max_tasks_per_stage = self.max_tasks_per_stage;
         config.scan_bytes_per_partition = self.scan_bytes_per_partition;
         config.query_timeout = Duration::from_secs(self.query_timeout_secs.max(1));
-        Some(config)
+        config.tls = self.tls.cluster_tls()?;
+        Ok(Some(config))
     }
 }
 
@@ -210,10 +366,31 @@ pub struct WorkerArgs {
     pub execution: ExecutionArgs,
 
     /// Address to listen on (port 0 picks a free port; the bound address is
-    /// printed on standard output as `listening on ADDR`). The worker port
-    /// has no authentication: keep it on the cluster's private network.
+    /// printed on standard output as `listening on ADDR`). A non-loopback
+    /// address needs a cluster secret.
     #[arg(long, env = "SEGLAKE_LISTEN", default_value = "127.0.0.1:50052")]
     pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub secret: ClusterSecretArgs,
+
+    /// Largest message the worker decodes, in MiB (a plan fragment, a batch
+    /// of work units); larger ones are refused before they are read.
+    #[arg(long, env = "SEGLAKE_MAX_MESSAGE_MB", default_value_t = DEFAULT_MAX_MESSAGE_BYTES / (1024 * 1024))]
+    pub max_message_mb: usize,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// Require callers to present a client certificate signed by this CA
+    /// (PEM): mutual TLS. Needs --tls-cert and --tls-key; the coordinator
+    /// then needs --cluster-client-cert/--cluster-client-key, and so do the
+    /// workers (they read from each other).
+    #[arg(long, env = "SEGLAKE_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub cluster_tls: ClusterTlsArgs,
 
     /// On SIGINT/SIGTERM, wait this long for running tasks before exiting.
     #[arg(long, env = "SEGLAKE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
@@ -236,10 +413,18 @@ pub struct ServeArgs {
     #[arg(long, env = "SEGLAKE_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
-    /// A user allowed to connect, as NAME:PASSWORD (repeatable; the
-    /// variable takes a comma-separated list). Without any, the server only
-    /// starts on a loopback address, with the user seglake/seglake.
-    #[arg(long = "user", env = "SEGLAKE_USERS", value_delimiter = ',')]
+    /// A user allowed to connect, as NAME:PASSWORD or NAME:ARGON2ID_HASH
+    /// (a PHC string `$argon2id$v=19$...`, see `seglake hash-password`);
+    /// repeatable, and a value may list several, comma-separated. Without
+    /// any, the server only starts on a loopback address, with the user
+    /// seglake/seglake.
+    // Split by `Users::parse`, not by clap: a hash holds commas itself.
+    #[arg(
+        long = "user",
+        env = "SEGLAKE_USERS",
+        hide_env_values = true,
+        value_name = "NAME:PASSWORD"
+    )]
     pub users: Vec<String>,
 
     /// Create the demo data set on first start if the warehouse has no tables.
@@ -253,12 +438,30 @@ pub struct ServeArgs {
     #[arg(long, env = "SEGLAKE_SESSION_IDLE_TIMEOUT_SECS", default_value_t = 8 * 3600)]
     pub session_idle_timeout_secs: u64,
 
+    /// Refuse a session (its bearer token) this many seconds after its
+    /// login, however busy: the client logs in again.
+    #[arg(long, env = "SEGLAKE_SESSION_MAX_LIFETIME_SECS", default_value_t = 24 * 3600)]
+    pub session_max_lifetime_secs: u64,
+
+    /// Open sessions per user at most: a login beyond it closes that
+    /// user's least recently used session.
+    #[arg(long, env = "SEGLAKE_MAX_SESSIONS_PER_USER", default_value_t = 64)]
+    pub max_sessions_per_user: usize,
+
+    /// Largest DoPut message in MiB (bulk ingest, parameter batches; ADBC
+    /// sends up to 16 MiB). Other calls take messages up to 16 MiB.
+    #[arg(long, env = "SEGLAKE_MAX_MESSAGE_MB", default_value_t = 64)]
+    pub max_message_mb: usize,
+
     /// On SIGINT/SIGTERM, wait this long for running calls before exiting.
     #[arg(long, env = "SEGLAKE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 
     #[command(flatten)]
     pub collector: CollectorArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Run scheduled segment refreshes (`ALTER SEGMENT ... SET REFRESH
     /// EVERY`) in this server. With several servers on one warehouse, keep
@@ -269,6 +472,19 @@ pub struct ServeArgs {
     /// How often the scheduler looks for due refreshes, in milliseconds.
     #[arg(long, env = "SEGLAKE_REFRESH_TICK_MS", default_value_t = 1000)]
     pub refresh_tick_ms: u64,
+
+    /// A webhook host this server may deliver to although it is not
+    /// public: a host name (exact), an IP address or a network, e.g.
+    /// 127.0.0.1, 10.0.0.0/8, hooks.internal (repeatable; the variable
+    /// takes a comma-separated list). Without any, webhooks reach public
+    /// addresses only (not loopback, private, link-local, cloud metadata).
+    #[arg(
+        long = "allow-webhook",
+        env = "SEGLAKE_ALLOW_WEBHOOKS",
+        value_delimiter = ',',
+        value_name = "HOST_OR_CIDR"
+    )]
+    pub allow_webhooks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -284,9 +500,12 @@ async fn open_engine(
     warehouse: &WarehouseArgs,
     execution: Option<&ExecutionArgs>,
     cluster: Option<ClusterConfig>,
+    allow_webhooks: &[String],
 ) -> Result<std::sync::Arc<Engine>> {
     let mut config = EngineConfig::new(warehouse.warehouse.clone());
+    config.allow_webhooks = allow_webhooks.to_vec();
     config.s3 = warehouse.s3();
+    config.allow_locations = warehouse.allow_locations.clone();
     config.cluster = cluster;
     if let Some(e) = execution {
         config.target_partitions = e.target_partitions;
@@ -373,22 +592,34 @@ async fn shutdown_signal() {
 /// `seglake serve`. `on_listening` receives the bound address.
 pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Result<()> {
     let users = users(&args)?;
+    // Before the warehouse is opened: a bad file stops the start at once.
+    let tls = args.tls.server_tls(None)?;
     let engine = open_engine(
         &args.warehouse,
         Some(&args.execution),
-        args.cluster.config(),
+        args.cluster.config()?,
+        &args.allow_webhooks,
     )
     .await?;
     if args.demo {
         install_demo(&engine, &args.demo_size, false).await?;
     }
-    let collector_options = args.collector.options(&users)?;
+    let collector_options = args.collector.options(&users)?.map(|mut options| {
+        options.tls = tls.clone();
+        options
+    });
     let server = start(
         std::sync::Arc::clone(&engine),
         ServerOptions {
             listen: args.listen,
             users: users.clone(),
-            session_idle_timeout: Duration::from_secs(args.session_idle_timeout_secs),
+            sessions: SessionPolicy {
+                idle_timeout: Duration::from_secs(args.session_idle_timeout_secs.max(1)),
+                max_lifetime: Duration::from_secs(args.session_max_lifetime_secs.max(1)),
+                max_per_user: args.max_sessions_per_user.max(1),
+            },
+            max_message_size: args.max_message_mb.clamp(1, 4096) * 1024 * 1024,
+            tls,
         },
     )
     .await?;
@@ -448,8 +679,17 @@ async fn stop_on_signal(
 
 /// `seglake worker`. `on_listening` receives the bound address.
 pub async fn worker(args: WorkerArgs, on_listening: impl FnOnce(SocketAddr)) -> Result<()> {
-    let engine = open_engine(&args.warehouse, Some(&args.execution), None).await?;
-    let server = start_worker(engine, args.listen).await?;
+    let options = WorkerOptions {
+        listen: args.listen,
+        cluster_secret: args.secret.secret()?,
+        max_message_bytes: args.max_message_mb.max(1).saturating_mul(1024 * 1024),
+        tls: args.tls.server_tls(args.tls_client_ca.as_deref())?,
+        cluster_tls: args.cluster_tls.cluster_tls()?,
+    };
+    // Before the warehouse is opened: a refused start leaves nothing behind.
+    options.check()?;
+    let engine = open_engine(&args.warehouse, Some(&args.execution), None, &[]).await?;
+    let server = start_worker(engine, options).await?;
     on_listening(server.addr());
     stop_on_signal(server, None, args.shutdown_grace_secs).await
 }
@@ -465,15 +705,38 @@ impl Drop for AbortOnDrop {
 
 /// `seglake demo`.
 pub async fn demo(args: DemoArgs) -> Result<()> {
-    let engine = open_engine(&args.warehouse, None, None).await?;
+    let engine = open_engine(&args.warehouse, None, None, &[]).await?;
     install_demo(&engine, &args.demo_size, true).await
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli, on_listening: impl FnOnce(SocketAddr)) -> Result<()> {
+    crate::tls::install_crypto_provider();
     match cli.command {
         Command::Serve(args) => serve(*args, on_listening).await,
         Command::Demo(args) => demo(args).await,
-        Command::Worker(args) => worker(args, on_listening).await,
+        Command::Worker(args) => worker(*args, on_listening).await,
+        Command::HashPassword => hash_password(),
     }
+}
+
+/// `seglake hash-password`: the password is the first line of standard
+/// input (never an argument: it would sit in the shell history and the
+/// process list).
+fn hash_password() -> Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(ServerError::Config(
+            "hash-password: no password on standard input".into(),
+        ));
+    }
+    let hash = crate::auth::hash_password(password)?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{hash}");
+    }
+    Ok(())
 }

@@ -16,8 +16,9 @@ pub mod server;
 mod service;
 mod session_options;
 mod sql_info;
+pub mod tls;
 pub mod worker;
 
 pub use error::{Result, ServerError};
 pub use server::{RunningServer, ServerOptions, start};
-pub use worker::start_worker;
+pub use worker::{WorkerOptions, start_worker};

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use seglake_engine::Engine;
@@ -11,25 +10,113 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codegen::{Context, Poll, Service, http};
 use tonic::transport::server::Router;
 use tracing::{info, warn};
 
-use crate::auth::{Sessions, Users};
+use crate::auth::{SessionPolicy, Sessions, Users};
 use crate::auth_layer::SeglakeService;
 use crate::error::{Result, ServerError};
 use crate::service::SeglakeFlightSql;
 
-/// Largest message the server accepts or sends: ADBC ingest sends up to
-/// 16 MiB messages, tonic's default limit is 4 MiB.
-pub const MAX_MESSAGE_SIZE: usize = 256 * 1024 * 1024;
+/// Default largest DoPut message (`--max-message-mb`): ADBC ingest sends
+/// messages of up to 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// Largest message of every other call (commands, tickets, actions,
+/// handshakes: small protobufs; 16 MiB still holds a statement with a
+/// list of a few hundred thousand literals).
+pub const MAX_COMMAND_SIZE: usize = 16 * 1024 * 1024;
+/// Largest message the server sends (result batches are split near 2 MiB;
+/// this only bounds a single huge value).
+pub const MAX_ENCODED_MESSAGE_SIZE: usize = 256 * 1024 * 1024;
 
 /// What the server needs besides the engine.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub listen: SocketAddr,
     pub users: Users,
-    /// Sessions unused for this long are dropped (clients log in again).
-    pub session_idle_timeout: Duration,
+    /// Idle timeout, absolute lifetime and per-user cap of sessions.
+    pub sessions: SessionPolicy,
+    /// Largest DoPut message decoded (bulk ingest, parameter batches);
+    /// every other call is bounded by [`MAX_COMMAND_SIZE`] (or this, if
+    /// smaller).
+    pub max_message_size: usize,
+    /// Serve TLS (`--tls-cert`/`--tls-key`); `None`: plain.
+    pub tls: Option<crate::tls::ServerTls>,
+}
+
+impl Default for ServerOptions {
+    /// Loopback on a free port, no users (set some), default limits.
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            users: Users::default(),
+            sessions: SessionPolicy::default(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            tls: None,
+        }
+    }
+}
+
+/// The Flight service with a decoding limit per kind of call. tonic
+/// bounds decoded messages per service (`max_decoding_message_size`
+/// applies to every method of a `FlightServiceServer`), and checks the
+/// length prefix of each message before buffering it. So two servers over
+/// the same implementation split the methods by path: DoPut, the one call
+/// whose messages are legitimately large (ingest data, parameter batches),
+/// gets `bulk`; all the others get `small`. A message over its limit is
+/// refused with OUT_OF_RANGE without being read.
+#[derive(Debug, Clone)]
+struct SizedFlightService {
+    bulk: FlightServiceServer<SeglakeService>,
+    small: FlightServiceServer<SeglakeService>,
+}
+
+const DO_PUT_PATH: &str = "/arrow.flight.protocol.FlightService/DoPut";
+
+impl SizedFlightService {
+    fn new(service: SeglakeService, max_message_size: usize) -> Self {
+        let service = Arc::new(service);
+        let server = |limit: usize| {
+            FlightServiceServer::from_arc(Arc::clone(&service))
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(MAX_ENCODED_MESSAGE_SIZE)
+        };
+        Self {
+            bulk: server(max_message_size),
+            small: server(MAX_COMMAND_SIZE.min(max_message_size)),
+        }
+    }
+}
+
+impl tonic::server::NamedService for SizedFlightService {
+    const NAME: &'static str =
+        <FlightServiceServer<SeglakeService> as tonic::server::NamedService>::NAME;
+}
+
+impl<B> Service<http::Request<B>> for SizedFlightService
+where
+    FlightServiceServer<SeglakeService>: Service<http::Request<B>>,
+{
+    type Response = <FlightServiceServer<SeglakeService> as Service<http::Request<B>>>::Response;
+    type Error = <FlightServiceServer<SeglakeService> as Service<http::Request<B>>>::Error;
+    type Future = <FlightServiceServer<SeglakeService> as Service<http::Request<B>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Both are always ready (generated servers answer Ready at once).
+        match self.bulk.poll_ready(cx) {
+            Poll::Ready(Ok(())) => self.small.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() == DO_PUT_PATH {
+            self.bulk.call(request)
+        } else {
+            self.small.call(request)
+        }
+    }
 }
 
 /// A server running in the background.
@@ -103,17 +190,14 @@ pub async fn start(engine: Arc<Engine>, options: ServerOptions) -> Result<Runnin
         return Err(ServerError::Config("no users configured".into()));
     }
     let listener = TcpListener::bind(options.listen).await?;
-    let sessions = Arc::new(Sessions::new(
-        engine,
-        options.users,
-        options.session_idle_timeout,
-    ));
-    let service = FlightServiceServer::new(SeglakeService::new(SeglakeFlightSql::new(sessions)))
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let router = tonic::transport::Server::builder().add_service(service);
+    let sessions = Arc::new(Sessions::new(engine, options.users, options.sessions));
+    let service = SizedFlightService::new(
+        SeglakeService::new(SeglakeFlightSql::new(sessions)),
+        options.max_message_size,
+    );
+    let router = crate::tls::grpc_server(options.tls.as_ref())?.add_service(service);
     let running = serve(listener, router, "Flight SQL server")?;
-    info!(addr = %running.addr(), "Flight SQL server listening");
+    info!(addr = %running.addr(), tls = options.tls.is_some(), "Flight SQL server listening");
     Ok(running)
 }
 

@@ -46,8 +46,12 @@ COLLECTOR_RE = re.compile(r"^collector listening on (127\.0\.0\.1:\d+)$")
 # "single,distributed"; which tests run on "distributed" is decided by
 # `topologies_for`): "single" is one `seglake serve`; "distributed" is
 # SEGLAKE_TEST_WORKERS (3) `seglake worker` processes and a `seglake serve
-# --workers ...` coordinator, all on 127.0.0.1:0.
+# --workers ...` coordinator, all on 127.0.0.1:0; the coordinator reaches the
+# workers (and they each other) over TLS (`cluster_certs`).
 KNOWN_TOPOLOGIES = ("single", "distributed")
+# The secret coordinator and workers of the distributed topology share
+# (SEGLAKE_CLUSTER_SECRET): every worker call of the suite is authenticated.
+CLUSTER_SECRET = "python-suite-cluster-secret-4f1c"
 TEST_WORKERS = int(os.environ.get("SEGLAKE_TEST_WORKERS", "3"))
 # Coordinator flags of the distributed topology: small scan partitions so
 # that the small test warehouses are spread over every worker, and fast
@@ -60,6 +64,40 @@ COORDINATOR_ARGS = (
     "--worker-probe-timeout-ms",
     "2000",
 )
+
+
+@dataclass(frozen=True)
+class ClusterCerts:
+    """PEM files of the distributed topology's TLS: a CA, and one server
+    certificate (127.0.0.1, localhost) with its key that every worker
+    serves."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+_CLUSTER_CERTS: dict[Path, ClusterCerts] = {}
+
+
+def cluster_certs(directory: Path) -> ClusterCerts:
+    """The TLS files of the coordinator-to-worker links, generated (trustme)
+    once per directory: once per test session."""
+    directory = Path(directory)
+    if directory not in _CLUSTER_CERTS:
+        import trustme
+
+        directory.mkdir(parents=True, exist_ok=True)
+        ca = trustme.CA()
+        server = ca.issue_cert("127.0.0.1", "localhost")
+        certs = ClusterCerts(directory / "ca.pem", directory / "worker.pem", directory / "worker.key")
+        ca.cert_pem.write_to_path(str(certs.ca))
+        server.private_key_pem.write_to_path(str(certs.key))
+        with open(certs.cert, "wb") as f:
+            for blob in server.cert_chain_pems:
+                f.write(blob.bytes())
+        _CLUSTER_CERTS[directory] = certs
+    return _CLUSTER_CERTS[directory]
 
 
 def seglake_bin() -> Path:
@@ -236,6 +274,12 @@ class ServerProcess:
         return self._stdout.lines[2 if self.collector_address else 1 :]
 
 
+def worker_url(address: str) -> str:
+    """The address the distributed topology's coordinator is given for a
+    worker listening on `address` (host:port)."""
+    return f"https://{address}"
+
+
 def connect(uri: str, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD):
     """A DB-API connection (autocommit) to a Seglake endpoint."""
     opts = adbc_driver_flightsql.DatabaseOptions
@@ -318,6 +362,30 @@ class Launcher:
         self.deployments: list[Deployment] = []
         self._count = 0
 
+    @property
+    def certs(self) -> ClusterCerts:
+        return cluster_certs(self.log_dir / "cluster-tls")
+
+    def worker_argv(self, warehouse: str, listen: str = "127.0.0.1:0") -> list[str]:
+        """A `seglake worker` of the distributed topology: TLS with the
+        session's certificate, and its CA to verify the workers it reads
+        from."""
+        c = self.certs
+        return [
+            str(self.binary),
+            "worker",
+            "--warehouse",
+            warehouse,
+            "--listen",
+            listen,
+            "--tls-cert",
+            str(c.cert),
+            "--tls-key",
+            str(c.key),
+            "--cluster-ca",
+            str(c.ca),
+        ]
+
     def start(
         self,
         warehouse: str | os.PathLike,
@@ -349,13 +417,15 @@ class Launcher:
             return Deployment("single", warehouse, [proc], proc.uri, args, env)
         # "distributed": workers first, then a coordinator pointing at them;
         # the coordinator is the deployment's endpoint.
+        env = {"SEGLAKE_CLUSTER_SECRET": CLUSTER_SECRET, **env}
         workers: list[ServerProcess] = []
         try:
             for i in range(TEST_WORKERS):
                 name = f"seglake-{self._count}-worker{i}"
-                argv = [str(self.binary), "worker", "--warehouse", warehouse, "--listen", "127.0.0.1:0"]
+                argv = self.worker_argv(warehouse)
                 workers.append(ServerProcess(argv, child_env(env), self.log_dir / f"{name}.log", name))
-            urls = ",".join(f"http://{w.address}" for w in workers)
+            # The coordinator-to-worker links run over TLS.
+            urls = ",".join(worker_url(w.address) for w in workers)
             name = f"seglake-{self._count}-coordinator"
             argv = [
                 str(self.binary),
@@ -366,6 +436,8 @@ class Launcher:
                 "127.0.0.1:0",
                 "--workers",
                 urls,
+                "--cluster-ca",
+                str(self.certs.ca),
                 *COORDINATOR_ARGS,
                 *args,
             ]

@@ -17,7 +17,7 @@ use seglake_engine::demo::DemoOptions;
 use seglake_engine::distributed::ClusterConfig;
 use seglake_engine::{Engine, EngineConfig};
 use seglake_flight_server::auth::Users;
-use seglake_flight_server::{RunningServer, ServerOptions, start, start_worker};
+use seglake_flight_server::{RunningServer, ServerOptions, WorkerOptions, start, start_worker};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
@@ -77,9 +77,8 @@ impl TestWorkers {
             let engine = Engine::open(EngineConfig::new(warehouse))
                 .await
                 .expect("worker engine opens");
-            let server = start_worker(engine, "127.0.0.1:0".parse().expect("address"))
-                .await
-                .expect("worker starts");
+            let options = WorkerOptions::new("127.0.0.1:0".parse().expect("address"));
+            let server = start_worker(engine, options).await.expect("worker starts");
             urls.push(format!("http://{}", server.addr()));
             servers.push(Some(server));
         }
@@ -185,7 +184,8 @@ impl TestServer {
             ServerOptions {
                 listen: "127.0.0.1:0".parse().expect("address"),
                 users: Users::parse(["alice:secret", "bob:hunter2"]).expect("users"),
-                session_idle_timeout: std::time::Duration::from_secs(600),
+                tls: None,
+                ..ServerOptions::default()
             },
         )
         .await

@@ -20,12 +20,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::connect_info::Connected;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::serve::IncomingStream;
 use chrono::Utc;
 use clap::Args;
 use seglake_engine::{Engine, ErrorKind, Session};
@@ -39,8 +41,9 @@ use tracing::{debug, info, warn};
 
 pub use event::{Event, FieldError, parse_events};
 
-use crate::auth::{Users, decode_basic, strip_scheme};
+use crate::auth::{LoginError, Users, decode_basic, strip_scheme, whole_seconds};
 use crate::error::{Result, ServerError};
+use crate::tls::{PlainListener, TlsListener};
 
 /// The table the collector writes.
 pub const TABLE_SCHEMA: &str = seglake_engine::DEFAULT_SCHEMA;
@@ -96,6 +99,7 @@ impl CollectorArgs {
             flush_interval: Duration::from_millis(self.collect_flush_ms),
             max_body_bytes: self.collect_max_body_bytes,
             dedup_window: Duration::from_secs(self.collect_dedup_window_secs),
+            tls: None,
         }))
     }
 }
@@ -109,6 +113,9 @@ pub struct CollectorOptions {
     pub flush_interval: Duration,
     pub max_body_bytes: usize,
     pub dedup_window: Duration,
+    /// Serve HTTPS (`--tls-cert`/`--tls-key`, shared with Flight SQL);
+    /// `None`: plain HTTP.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// A collector running in the background.
@@ -199,7 +206,9 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
     let app = Router::new()
         .route("/health", get(health))
         .merge(events)
-        .with_state(state);
+        .with_state(state)
+        // The client's address, for the login throttle.
+        .into_make_service_with_connect_info::<Peer>();
 
     let committer = Committer {
         session,
@@ -211,21 +220,32 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
         pending_rows,
     };
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let tls = options.tls.clone();
     let task = tokio::spawn(async move {
         // On shutdown the committer commits what it holds at once and
         // refuses new submissions; the HTTP server stops accepting
         // connections and waits for the requests in flight to be answered.
         let committer = tokio::spawn(committer.run(rx, shutdown_rx.clone()));
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopping(&mut shutdown_rx).await })
-            .await;
+        let stop = async move { stopping(&mut shutdown_rx).await };
+        let served = match tls {
+            Some(tls) => {
+                axum::serve(TlsListener::new(listener, tls.http_acceptor())?, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+            None => {
+                axum::serve(PlainListener(listener), app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+        };
         committer
             .await
             .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
         info!("collector stopped");
         Ok(served?)
     });
-    info!(%addr, "HTTP event collector listening");
+    info!(%addr, tls = options.tls.is_some(), "HTTP event collector listening");
     Ok(RunningCollector {
         addr,
         shutdown: Some(shutdown_tx),
@@ -308,7 +328,28 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     )
 }
 
-/// HTTP Basic auth against the Flight SQL users; 401 with a challenge otherwise.
+/// The address of a client connection, plain or TLS (axum's own
+/// `SocketAddr` info does not cover our TLS listener).
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+impl Connected<IncomingStream<'_, PlainListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+/// HTTP Basic auth against the Flight SQL users, checked like a Flight SQL
+/// login (a password verified recently passes without its argon2 hash
+/// being verified again; failures are throttled per user and address with
+/// Flight SQL's counts): 401 with a challenge, or 429 with `Retry-After`
+/// while throttled.
 async fn require_basic_auth(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -320,12 +361,19 @@ async fn require_basic_auth(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| strip_scheme(v, "basic"))
         .and_then(|b64| decode_basic(b64).ok());
-    match credentials {
-        Some((user, password)) if state.users.check(&user, &password) => next.run(request).await,
-        given => {
-            if let Some((user, _)) = given {
-                info!(%user, "collector: login refused");
-            }
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0.0.ip());
+    let refused = match credentials {
+        Some((user, password)) => match state.users.verify(&user, &password, peer).await {
+            Ok(()) => return next.run(request).await,
+            Err(e) => e,
+        },
+        None => LoginError::BadCredentials,
+    };
+    match refused {
+        LoginError::BadCredentials => {
             let mut response = error_response(
                 StatusCode::UNAUTHORIZED,
                 "HTTP Basic authentication with a Seglake user is required",
@@ -335,6 +383,17 @@ async fn require_basic_auth(
                 header::HeaderValue::from_static(r#"Basic realm="seglake", charset="UTF-8""#),
             );
             response
+        }
+        LoginError::Throttled { retry_after } => {
+            let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, refused.to_string());
+            let secs = whole_seconds(retry_after);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            response
+        }
+        LoginError::Internal(_) => {
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, refused.to_string())
         }
     }
 }

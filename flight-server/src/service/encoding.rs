@@ -125,7 +125,28 @@ pub(super) fn decode_put(stream: PeekableFlightDataStream) -> FlightRecordBatchS
     FlightRecordBatchStream::new_from_flight_data(data)
 }
 
-/// All rows of all batches of a DoPut stream (parameter sets are small).
+/// Parameter rows one DoPut may bind at most (each runs the statement once).
+const MAX_PARAMETER_ROWS: usize = 100_000;
+/// Decoded parameter batches one DoPut may hold at most, in bytes.
+const MAX_PARAMETER_BYTES: usize = 64 * 1024 * 1024;
+
+/// All rows of all batches of a DoPut stream of parameters: held in memory
+/// together, so bounded (RESOURCE_EXHAUSTED past [`MAX_PARAMETER_ROWS`] or
+/// [`MAX_PARAMETER_BYTES`], before the rest of the stream is read).
 pub(super) async fn collect_put(stream: PeekableFlightDataStream) -> Result<Vec<RecordBatch>> {
-    Ok(decode_put(stream).try_collect().await?)
+    let mut decoded = decode_put(stream);
+    let (mut batches, mut rows, mut bytes) = (vec![], 0usize, 0usize);
+    while let Some(batch) = decoded.try_next().await? {
+        rows += batch.num_rows();
+        bytes += batch.get_array_memory_size();
+        if rows > MAX_PARAMETER_ROWS || bytes > MAX_PARAMETER_BYTES {
+            return Err(datafusion::error::DataFusionError::ResourcesExhausted(format!(
+                "the parameters of one call are limited to {MAX_PARAMETER_ROWS} rows and {} MiB",
+                MAX_PARAMETER_BYTES >> 20
+            ))
+            .into());
+        }
+        batches.push(batch);
+    }
+    Ok(batches)
 }

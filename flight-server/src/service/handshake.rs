@@ -28,10 +28,11 @@ impl SeglakeFlightSql {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let peer = request.remote_addr();
         let client = match header.as_deref() {
             Some(h) if strip_scheme(h, "basic").is_some() => {
                 let (user, password) = decode_basic(strip_scheme(h, "basic").expect("checked"))?;
-                self.sessions.login(&user, &password)?
+                self.sessions.login(&user, &password, peer).await?
             }
             Some(h) if strip_scheme(h, "bearer").is_some() => self
                 .sessions
@@ -47,7 +48,9 @@ impl SeglakeFlightSql {
                     .map_err(FlightError::from)?
                     .ok_or_else(missing)?;
                 let auth = BasicAuth::decode(first.payload.as_ref()).map_err(|_| missing())?;
-                self.sessions.login(&auth.username, &auth.password)?
+                self.sessions
+                    .login(&auth.username, &auth.password, peer)
+                    .await?
             }
         };
         let token = client.token.clone();
