@@ -147,15 +147,8 @@ impl RunningServer {
 
     /// Stops accepting calls, lets running calls finish, and waits.
     pub async fn shutdown(mut self) -> Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match self.task.take() {
-            Some(task) => task
-                .await
-                .map_err(|e| ServerError::Io(std::io::Error::other(e)))?,
-            None => Ok(()),
-        }
+        self.trigger_shutdown();
+        self.wait().await
     }
 
     /// Waits until the server stops (after `shutdown_signal` fires).

@@ -108,12 +108,13 @@ fn register_scan_stores(storage: &Storage, plan: &Arc<dyn ExecutionPlan>) -> DfR
         if let Some(source) = node.downcast_ref::<DataSourceExec>()
             && let Some(scan) = source.data_source().downcast_ref::<FileScanConfig>()
         {
-            let store = scan.object_store_url.as_str().trim_end_matches('/');
+            // `file:///` or `s3://bucket/`: object paths are relative to it.
+            let store = scan.object_store_url.as_str();
             stores.insert(store.to_string());
             for file in scan.file_groups.iter().flat_map(|g| g.iter()) {
                 let path = file.object_meta.location.as_ref();
                 let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
-                folders.insert(format!("{store}/{folder}"));
+                folders.insert(format!("{store}{folder}"));
             }
         }
         Ok(TreeNodeRecursion::Continue)
