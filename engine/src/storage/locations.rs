@@ -84,6 +84,16 @@ impl Place {
         }
     }
 
+    /// The URL of this place (`file:///...`, `s3://bucket/key`).
+    pub(crate) fn url(&self) -> Result<String> {
+        match self {
+            Self::Local(path) => Url::from_file_path(path).map(String::from).map_err(|_| {
+                EngineError::InvalidArgument(format!("'{}' is not a valid path", path.display()))
+            }),
+            Self::S3 { .. } => Ok(self.to_string()),
+        }
+    }
+
     /// Whether `self` is `prefix` or inside it (whole segments compared).
     pub(crate) fn is_within(&self, prefix: &Place) -> bool {
         match (self, prefix) {

@@ -83,27 +83,11 @@ impl Storage {
         if file {
             url.pop();
         }
-        let place = self.locations.confine_user(&url)?;
-        Ok(match place {
-            locations::Place::Local(path) => {
-                let mut u = url::Url::from_file_path(&path)
-                    .map_err(|_| {
-                        EngineError::InvalidArgument(format!("'{location}' is not a valid path"))
-                    })?
-                    .to_string();
-                if !file && !u.ends_with('/') {
-                    u.push('/');
-                }
-                u
-            }
-            locations::Place::S3 { .. } => {
-                let mut u = place.to_string();
-                if !file && !u.ends_with('/') {
-                    u.push('/');
-                }
-                u
-            }
-        })
+        let mut url = self.locations.confine_user(&url)?.url()?;
+        if !file && !url.ends_with('/') {
+            url.push('/');
+        }
+        Ok(url)
     }
 
     pub(crate) fn runtime(&self) -> &Arc<RuntimeEnv> {
