@@ -60,9 +60,15 @@ struct Undecodable {
 }
 
 async fn start(warehouse: &str, secret: Option<&str>, max_message_bytes: usize) -> RunningServer {
-    let engine = Engine::open(EngineConfig::new(warehouse))
-        .await
-        .expect("worker engine opens");
+    start_with(EngineConfig::new(warehouse), secret, max_message_bytes).await
+}
+
+async fn start_with(
+    config: EngineConfig,
+    secret: Option<&str>,
+    max_message_bytes: usize,
+) -> RunningServer {
+    let engine = Engine::open(config).await.expect("worker engine opens");
     let mut options = WorkerOptions::new("127.0.0.1:0".parse().unwrap());
     options.cluster_secret = secret.map(|s| ClusterSecret::new(s).unwrap());
     options.max_message_bytes = max_message_bytes;
@@ -421,4 +427,63 @@ async fn a_worker_refuses_fragments_that_write_or_read_outside_the_allowed_locat
     set_plan(&worker, scan_of(&inside_file))
         .await
         .expect("a scan inside the warehouse is accepted");
+}
+
+/// The error of a statement, whether planning or running it fails.
+async fn failure(session: &Session, sql: &str) -> String {
+    match session.execute(sql, vec![]).await {
+        Err(e) => e.to_string(),
+        Ok(Outcome::Rows { stream, .. }) => datafusion::physical_plan::common::collect(stream)
+            .await
+            .expect_err("the statement fails")
+            .to_string(),
+        Ok(Outcome::Done { .. }) => panic!("{sql}: no rows, no error"),
+    }
+}
+
+/// A Delta scan re-plans on the worker from a table snapshot its sender
+/// serialized (the log's location, data file paths that may be absolute),
+/// so a worker's object stores themselves only read its warehouse and
+/// allowed locations, whoever holds the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_reads_no_delta_table_outside_its_locations() {
+    let (dir, single) = engine_with_demo(true).await;
+    let warehouse = dir.path().to_str().unwrap().to_string();
+    let events = value(
+        &single.session("alice").unwrap(),
+        "SELECT count(*) FROM events",
+    )
+    .await;
+    // Workers of another warehouse: the coordinator's tables are outside it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let elsewhere = elsewhere.path().to_str().unwrap().to_string();
+    let workers = [
+        start(&elsewhere, Some(SECRET), 64 << 20).await,
+        start(&elsewhere, Some(SECRET), 64 << 20).await,
+    ];
+    let outsider = coordinator(&warehouse, &workers, Some(SECRET)).await;
+    assert_eq!(outsider.cluster().unwrap().live_urls().len(), 2);
+    let session = outsider.session("alice").unwrap();
+    let err = failure(&session, DISTINCT_EVENTS).await;
+    assert!(err.contains("confined-locations"), "{err}");
+
+    // The same workers with the coordinator's warehouse allowed: they read it.
+    let workers = [(); 2].map(|_| {
+        let mut config = EngineConfig::new(&elsewhere);
+        config.allow_locations = vec![warehouse.clone()];
+        config
+    });
+    let mut allowed = vec![];
+    for config in workers {
+        allowed.push(start_with(config, Some(SECRET), 64 << 20).await);
+    }
+    let good = coordinator(&warehouse, &allowed, Some(SECRET)).await;
+    assert_eq!(good.cluster().unwrap().live_urls().len(), 2);
+    let session = good.session("alice").unwrap();
+    assert_eq!(value(&session, DISTINCT_EVENTS).await, events);
+    let tasks: u64 = value(&session, "SELECT min(tasks) FROM system.workers")
+        .await
+        .parse()
+        .unwrap();
+    assert!(tasks > 0, "a worker got no task");
 }

@@ -161,14 +161,15 @@ impl Engine {
     }
 
     /// The worker service of `seglake worker`: plan fragments run with this
-    /// engine's runtime and object stores; `secret` signs its calls to
+    /// engine's memory pool and its object stores, read-only and confined
+    /// to the allowed locations; `secret` signs its calls to
     /// other workers (the service checks callers, see `seglake worker`),
     /// `tls` verifies the `https://` ones.
     pub fn worker(
         &self,
         secret: Option<crate::distributed::ClusterSecret>,
         tls: crate::distributed::ClusterTls,
-    ) -> datafusion_distributed::Worker {
+    ) -> Result<datafusion_distributed::Worker> {
         crate::distributed::worker(Arc::clone(&self.storage), secret, tls)
     }
 

@@ -73,7 +73,7 @@ pub async fn start_worker(engine: Arc<Engine>, options: WorkerOptions) -> Result
     }
     let listener = TcpListener::bind(options.listen).await?;
     let service = engine
-        .worker(options.cluster_secret.clone(), options.cluster_tls.clone())
+        .worker(options.cluster_secret.clone(), options.cluster_tls.clone())?
         .into_worker_server()
         .max_decoding_message_size(options.max_message_bytes);
     // The interceptor runs on the request's headers, before the service

@@ -31,7 +31,7 @@ use crate::storage::Storage;
 
 /// The rule a refused fragment names (`docs/server.md`, "Distributed
 /// workers").
-pub(crate) const WRITE_RULE: &str = "worker-read-only";
+pub(crate) use crate::storage::confined::WORKER_READ_ONLY as WRITE_RULE;
 
 /// The worker service of `seglake worker` (`Engine::worker`): plan
 /// fragments run with the storage's runtime (object stores, memory pool),
@@ -42,35 +42,37 @@ pub(crate) fn worker(
     storage: Arc<Storage>,
     secret: Option<ClusterSecret>,
     tls: ClusterTls,
-) -> Worker {
+) -> crate::Result<Worker> {
     let channels = SeglakeChannels {
         channels: Arc::new(Channels::new(Duration::from_secs(5), secret).with_tls(tls)),
         cluster: None,
     };
-    let runtime = Arc::clone(storage.runtime());
-    Worker::from_session_builder(move |ctx: WorkerQueryContext| {
-        let storage = Arc::clone(&storage);
-        let channels = channels.clone();
-        async move {
-            let mut state = ctx
-                .builder
-                .with_distributed_user_codec(codec())
-                .with_distributed_channel_resolver(channels)
-                .with_distributed_worker_plan_rewrite_handler(
-                    move |ev: WorkerPlanRewriteEvent<'_>| {
-                        refuse_writes(&ev.plan)?;
-                        register_scan_stores(&storage, &ev.plan)?;
-                        Ok(WorkerPlanRewriteEventResponse::new(ev.plan))
-                    },
-                )
-                .build();
-            // Appends to DataFusion's functions (never replaces them).
-            seglake_udfs::register_all(&mut state)?;
-            Ok(state)
-        }
-    })
-    .with_runtime_env(runtime)
-    .with_version(WORKER_VERSION)
+    let runtime = storage.worker_runtime()?;
+    Ok(
+        Worker::from_session_builder(move |ctx: WorkerQueryContext| {
+            let storage = Arc::clone(&storage);
+            let channels = channels.clone();
+            async move {
+                let mut state = ctx
+                    .builder
+                    .with_distributed_user_codec(codec())
+                    .with_distributed_channel_resolver(channels)
+                    .with_distributed_worker_plan_rewrite_handler(
+                        move |ev: WorkerPlanRewriteEvent<'_>| {
+                            refuse_writes(&ev.plan)?;
+                            register_scan_stores(&storage, &ev.plan)?;
+                            Ok(WorkerPlanRewriteEventResponse::new(ev.plan))
+                        },
+                    )
+                    .build();
+                // Appends to DataFusion's functions (never replaces them).
+                seglake_udfs::register_all(&mut state)?;
+                Ok(state)
+            }
+        })
+        .with_runtime_env(runtime)
+        .with_version(WORKER_VERSION),
+    )
 }
 
 fn external(e: EngineError) -> DataFusionError {

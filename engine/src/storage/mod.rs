@@ -7,8 +7,10 @@
 //!   the cache of loaded table states, log stores for `s3://`, history,
 //!   erasure filters;
 //! - `delta_scan.rs`: Delta scans a coordinator ships to workers;
+//! - `confined.rs`: the read-only, confined object stores of workers;
 //! - `locations.rs`: which paths and buckets statements and plans may name.
 
+pub(crate) mod confined;
 pub(crate) mod delta;
 pub(crate) mod delta_scan;
 pub(crate) mod locations;
@@ -16,7 +18,7 @@ pub(crate) mod locations;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::datasource::listing::ListingTableUrl;
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionState;
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -92,6 +94,19 @@ impl Storage {
 
     pub(crate) fn runtime(&self) -> &Arc<RuntimeEnv> {
         &self.runtime
+    }
+
+    /// The runtime plan fragments run with on a worker: this storage's
+    /// memory pool, disk manager and caches, its object stores handed out
+    /// read-only and confined to the allowed locations (`confined.rs`).
+    pub(crate) fn worker_runtime(&self) -> Result<Arc<RuntimeEnv>> {
+        let registry = confined::ConfinedRegistry::new(
+            Arc::clone(&self.runtime.object_store_registry),
+            self.locations.clone(),
+        );
+        Ok(RuntimeEnvBuilder::from_runtime_env(&self.runtime)
+            .with_object_store_registry(Arc::new(registry))
+            .build_arc()?)
     }
 
     pub(crate) fn is_distributed(&self) -> bool {
