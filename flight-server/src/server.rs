@@ -177,6 +177,9 @@ impl Drop for RunningServer {
     }
 }
 
+/// Concurrent calls (HTTP/2 streams) per Flight SQL client connection.
+const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+
 /// Binds `options.listen` and serves Flight SQL in a background task.
 pub async fn start(engine: Arc<Engine>, options: ServerOptions) -> Result<RunningServer> {
     if options.users.is_empty() {
@@ -188,7 +191,12 @@ pub async fn start(engine: Arc<Engine>, options: ServerOptions) -> Result<Runnin
         SeglakeService::new(SeglakeFlightSql::new(sessions)),
         options.max_message_size,
     );
-    let router = crate::tls::grpc_server(options.tls.as_ref())?.add_service(service);
+    // One client connection holds at most this many calls at once (more
+    // wait for a free stream): a client cannot open streams until the
+    // server runs out of memory. BI tools and drivers use a few.
+    let router = crate::tls::grpc_server(options.tls.as_ref())?
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .add_service(service);
     let running = serve(listener, router, "Flight SQL server")?;
     info!(addr = %running.addr(), tls = options.tls.is_some(), "Flight SQL server listening");
     Ok(running)
