@@ -13,6 +13,7 @@ import os
 import queue
 import re
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -47,7 +48,9 @@ COLLECTOR_RE = re.compile(r"^collector listening on (127\.0\.0\.1:\d+)$")
 # `topologies_for`): "single" is one `seglake serve`; "distributed" is
 # SEGLAKE_TEST_WORKERS (3) `seglake worker` processes and a `seglake serve
 # --workers ...` coordinator, all on 127.0.0.1:0; the coordinator reaches the
-# workers (and they each other) over TLS (`cluster_certs`).
+# workers (and they each other) over TLS (`cluster_certs`), and clients reach
+# the coordinator's Flight SQL and collector over TLS too (`grpc+tls://`,
+# `https://`, verified with the same test CA).
 KNOWN_TOPOLOGIES = ("single", "distributed")
 # The secret coordinator and workers of the distributed topology share
 # (SEGLAKE_CLUSTER_SECRET): every worker call of the suite is authenticated.
@@ -78,6 +81,15 @@ class ClusterCerts:
 
 
 _CLUSTER_CERTS: dict[Path, ClusterCerts] = {}
+
+
+def https_context(ca: Path | None = None) -> ssl.SSLContext:
+    """An SSL context verifying servers with the system's roots, the
+    suite's cluster CAs (`cluster_certs`) and `ca`."""
+    context = ssl.create_default_context()
+    for c in [*(certs.ca for certs in _CLUSTER_CERTS.values()), *([ca] if ca else [])]:
+        context.load_verify_locations(cafile=str(c))
+    return context
 
 
 def cluster_certs(directory: Path) -> ClusterCerts:
@@ -280,20 +292,25 @@ def worker_url(address: str) -> str:
     return f"https://{address}"
 
 
-def connect(uri: str, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD):
-    """A DB-API connection (autocommit) to a Seglake endpoint."""
+def connect(
+    uri: str,
+    user: str = DEFAULT_USER,
+    password: str = DEFAULT_PASSWORD,
+    tls_root: Path | None = None,
+):
+    """A DB-API connection (autocommit) to a Seglake endpoint; a
+    `grpc+tls://` one is verified with `tls_root` (a CA's PEM file)."""
     opts = adbc_driver_flightsql.DatabaseOptions
-    return flightsql.connect(
-        uri,
-        db_kwargs={
-            "username": user,
-            "password": password,
-            opts.TIMEOUT_QUERY.value: RPC_TIMEOUT_S,
-            opts.TIMEOUT_FETCH.value: RPC_TIMEOUT_S,
-            opts.TIMEOUT_UPDATE.value: RPC_TIMEOUT_S,
-        },
-        autocommit=True,
-    )
+    db_kwargs = {
+        "username": user,
+        "password": password,
+        opts.TIMEOUT_QUERY.value: RPC_TIMEOUT_S,
+        opts.TIMEOUT_FETCH.value: RPC_TIMEOUT_S,
+        opts.TIMEOUT_UPDATE.value: RPC_TIMEOUT_S,
+    }
+    if tls_root is not None:
+        db_kwargs[opts.TLS_ROOT_CERTS.value] = Path(tls_root).read_text()
+    return flightsql.connect(uri, db_kwargs=db_kwargs, autocommit=True)
 
 
 @dataclass
@@ -309,9 +326,12 @@ class Deployment:
     stopped: bool = False
     # The worker processes of a distributed deployment (also in `processes`).
     workers: list[ServerProcess] = field(default_factory=list)
+    # The CA verifying the endpoint when it serves TLS (`uri` is then
+    # `grpc+tls://`, `collector_url` `https://`).
+    tls_root: Path | None = None
 
     def connect(self, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD):
-        return connect(self.uri, user, password)
+        return connect(self.uri, user, password, self.tls_root)
 
     @property
     def endpoint(self) -> ServerProcess:
@@ -324,7 +344,11 @@ class Deployment:
         """Base URL of the HTTP event collector (started with --collect)."""
         addr = self.endpoint.collector_address
         assert addr, "the deployment was started without --collect"
-        return f"http://{addr}"
+        return f"{'https' if self.tls_root else 'http'}://{addr}"
+
+    def https_context(self) -> ssl.SSLContext:
+        """What verifies `collector_url` (the test CA when it is https)."""
+        return https_context(self.tls_root)
 
     def alive(self) -> bool:
         return all(p.alive() for p in self.processes)
@@ -424,7 +448,9 @@ class Launcher:
                 name = f"seglake-{self._count}-worker{i}"
                 argv = self.worker_argv(warehouse)
                 workers.append(ServerProcess(argv, child_env(env), self.log_dir / f"{name}.log", name))
-            # The coordinator-to-worker links run over TLS.
+            # The coordinator-to-worker links run over TLS, and so do the
+            # clients' (Flight SQL, the collector): the workers' certificate
+            # names 127.0.0.1 too.
             urls = ",".join(worker_url(w.address) for w in workers)
             name = f"seglake-{self._count}-coordinator"
             argv = [
@@ -438,6 +464,10 @@ class Launcher:
                 urls,
                 "--cluster-ca",
                 str(self.certs.ca),
+                "--tls-cert",
+                str(self.certs.cert),
+                "--tls-key",
+                str(self.certs.key),
                 *COORDINATOR_ARGS,
                 *args,
             ]
@@ -447,7 +477,14 @@ class Launcher:
                 w.kill()
             raise
         return Deployment(
-            "distributed", warehouse, [*workers, coordinator], coordinator.uri, args, env, workers=workers
+            "distributed",
+            warehouse,
+            [*workers, coordinator],
+            f"grpc+tls://{coordinator.address}",
+            args,
+            env,
+            workers=workers,
+            tls_root=self.certs.ca,
         )
 
     def stop_all(self) -> None:
