@@ -58,6 +58,28 @@ pub enum CatalogError {
         segment: String,
     },
 
+    #[error("user '{0}' not found")]
+    UserNotFound(String),
+
+    #[error(
+        "user '{0}' already exists (names are shared by users, roles and the server's own users)"
+    )]
+    UserExists(String),
+
+    #[error("role '{0}' not found")]
+    RoleNotFound(String),
+
+    #[error(
+        "role '{0}' already exists (names are shared by users, roles and the server's own users)"
+    )]
+    RoleExists(String),
+
+    #[error("no user or role named '{0}'")]
+    GranteeNotFound(String),
+
+    #[error("{0}")]
+    InvalidSecurity(String),
+
     #[error("catalog update gave up after {0} attempts: too many concurrent updates")]
     TooManyConflicts(usize),
 }

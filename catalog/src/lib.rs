@@ -21,6 +21,7 @@
 
 mod error;
 mod model;
+pub mod security;
 mod store;
 mod warehouse;
 

@@ -32,6 +32,9 @@ pub struct CatalogState {
     /// Activation destinations (`CREATE DESTINATION`), by name.
     #[serde(default)]
     pub destinations: BTreeMap<String, Destination>,
+    /// Users, roles and grants (`CREATE USER`, `GRANT`, ...).
+    #[serde(default)]
+    pub security: crate::security::Security,
 }
 
 /// The schema whose managed tables hold segment snapshots, changes, refresh
