@@ -102,17 +102,23 @@ impl EngineError {
                 CatalogError::SchemaNotFound(_)
                 | CatalogError::TableNotFound { .. }
                 | CatalogError::SegmentNotFound(_)
-                | CatalogError::DestinationNotFound(_) => ErrorKind::NotFound,
+                | CatalogError::DestinationNotFound(_)
+                | CatalogError::UserNotFound(_)
+                | CatalogError::RoleNotFound(_)
+                | CatalogError::GranteeNotFound(_) => ErrorKind::NotFound,
                 CatalogError::SchemaExists(_)
                 | CatalogError::TableExists { .. }
                 | CatalogError::SegmentExists(_)
-                | CatalogError::DestinationExists(_) => ErrorKind::AlreadyExists,
+                | CatalogError::DestinationExists(_)
+                | CatalogError::UserExists(_)
+                | CatalogError::RoleExists(_) => ErrorKind::AlreadyExists,
                 CatalogError::SegmentInUse { .. }
                 | CatalogError::SegmentCycle(_)
                 | CatalogError::DestinationInUse { .. }
                 | CatalogError::InvalidLocation(..)
                 | CatalogError::SchemaNotEmpty(_)
-                | CatalogError::ReservedSchema(_) => ErrorKind::InvalidArgument,
+                | CatalogError::ReservedSchema(_)
+                | CatalogError::InvalidSecurity(_) => ErrorKind::InvalidArgument,
                 CatalogError::ObjectStore(e) => object_store_kind(e),
                 CatalogError::TooManyConflicts(_) => ErrorKind::Unavailable,
                 CatalogError::Corrupt { .. } => ErrorKind::Internal,

@@ -43,6 +43,7 @@ impl StatementContext {
     pub(crate) async fn run_seglake(&self, statement: SeglakeStatement) -> Result<Outcome> {
         let rows = match statement {
             SeglakeStatement::Segment(s) => return self.run_segment(s).await,
+            SeglakeStatement::Security(s) => return self.run_security(s).await,
             SeglakeStatement::Delete(d) => self.delete(*d).await?,
             SeglakeStatement::Update(u) => self.update(*u).await?,
             SeglakeStatement::Merge(m) => self.merge(*m).await?,

@@ -4,11 +4,13 @@
 //! - queries stream (single node, or distributed through
 //!   `crate::distributed::supervise`);
 //! - DDL: `ddl.rs`; managed-table DML and maintenance: `crate::commands::managed`;
-//!   ingest: `crate::commands::ingest`; segments and activation: `crate::commands::segments`.
+//!   ingest: `crate::commands::ingest`; segments and activation: `crate::commands::segments`;
+//!   users, roles and grants: `security.rs`.
 
 mod ddl;
 pub(crate) mod ingest;
 pub(crate) mod managed;
+pub(crate) mod security;
 pub(crate) mod segments;
 
 use std::sync::Arc;

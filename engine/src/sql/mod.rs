@@ -5,8 +5,9 @@
 //! `custom_sql_parser.rs` example):
 //! - Seglake's own statements (`OPTIMIZE`, `VACUUM`, `FORGET PROFILE` in
 //!   `seglake.rs`; the segment, destination and activation statements and
-//!   `EXPLAIN MEMBERSHIP` in `segments.rs`) are parsed with sqlparser's
-//!   parser API over the same tokens;
+//!   `EXPLAIN MEMBERSHIP` in `segments.rs`; users, roles and grants in
+//!   `security.rs`) are parsed with sqlparser's parser API over the same
+//!   tokens;
 //! - `UPDATE`, `DELETE` and `MERGE INTO` are parsed by sqlparser and run by
 //!   Seglake as Delta operations;
 //! - everything else goes to DataFusion's [`DFParser`] (which knows
@@ -20,6 +21,7 @@
 //! ([`time_travel`]).
 
 mod placeholders;
+pub(crate) mod security;
 pub(crate) mod seglake;
 pub(crate) mod segments;
 pub(crate) mod time_travel;
@@ -72,6 +74,15 @@ pub(crate) fn parse(sql: &str, options: &SqlParserOptions) -> Result<Parsed> {
             // SHOW SEGMENTS and friends: SQL of ours over the system tables.
             Recognised::Sql(text) => parse(&text, options),
         };
+    }
+    if security::is_security_statement(&words) {
+        return Ok(Parsed::Seglake(SeglakeStatement::Security(
+            security::parse(sqlparser(dialect.as_ref(), options, tokens))?,
+        )));
+    }
+    if security::is_show_grants(&words) {
+        let text = security::show_grants(sqlparser(dialect.as_ref(), options, tokens))?;
+        return parse(&text, options);
     }
     match words.first().map(String::as_str).unwrap_or("") {
         "OPTIMIZE" | "VACUUM" | "FORGET" => Ok(Parsed::Seglake(seglake::parse_custom(sqlparser(

@@ -4,7 +4,8 @@
 //!   `FORGET PROFILE '<id>' | $n`, parsed here with sqlparser's parser API;
 //! - `UPDATE`, `DELETE` and `MERGE INTO` on managed tables: sqlparser parses
 //!   them, Seglake runs them as Delta operations;
-//! - segment statements (`crate::commands::segments`).
+//! - segment statements (`crate::commands::segments`);
+//! - users, roles and grants (`super::security`).
 //!
 //! Their `$n` parameters are bound here (DataFusion's binding does not apply
 //! to statements it does not plan).
@@ -20,6 +21,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use std::ops::ControlFlow;
 
 use super::parse_error;
+use super::security::{Password, SecurityStatement};
 use crate::{EngineError, Result};
 
 /// A statement Seglake runs itself.
@@ -40,6 +42,7 @@ pub(crate) enum SeglakeStatement {
     Delete(Box<Delete>),
     Merge(Box<Merge>),
     Segment(super::segments::SegmentStatement),
+    Security(SecurityStatement),
 }
 
 /// The profile `FORGET PROFILE` names: a literal, or a `$n` parameter
@@ -51,7 +54,7 @@ pub(crate) enum ProfileId {
 }
 
 /// `n` of a `$n` placeholder (`?` were rewritten to `$n` before parsing).
-fn placeholder_index(name: &str) -> Option<usize> {
+pub(crate) fn placeholder_index(name: &str) -> Option<usize> {
     name.strip_prefix('$')
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|n| *n >= 1)
@@ -214,6 +217,18 @@ pub(crate) fn bind_parameters(
             }
             ControlFlow::Continue(())
         }
+        SeglakeStatement::Security(security) => {
+            if let Some(password) = security.password_mut()
+                && let Password::Parameter(i) = *password
+            {
+                let value = params.get(i - 1).ok_or_else(|| {
+                    EngineError::InvalidArgument(format!("no value bound for parameter ${i}"))
+                })?;
+                *password = Password::Literal(password_value(value)?);
+                binder.count = i;
+            }
+            ControlFlow::Continue(())
+        }
         _ => ControlFlow::Continue(()),
     };
     if let Some(e) = binder.error {
@@ -256,9 +271,39 @@ pub(crate) fn parameter_count(statement: &SeglakeStatement) -> usize {
             c.0 = *n;
             ControlFlow::Continue(())
         }
+        SeglakeStatement::Security(
+            SecurityStatement::CreateUser {
+                password: Password::Parameter(n),
+                ..
+            }
+            | SecurityStatement::AlterUser {
+                password: Password::Parameter(n),
+                ..
+            },
+        ) => {
+            c.0 = *n;
+            ControlFlow::Continue(())
+        }
         _ => ControlFlow::Continue(()),
     };
     c.0
+}
+
+/// The password a bound value stands for: a non-empty string (never
+/// quoted in the error).
+fn password_value(value: &ScalarValue) -> Result<String> {
+    match value {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+            if !s.is_empty() =>
+        {
+            Ok(s.clone())
+        }
+        _ => Err(EngineError::InvalidArgument(
+            "a password is a non-empty string".into(),
+        )),
+    }
 }
 
 /// The profile id a bound value stands for: a non-null string.

@@ -9,7 +9,8 @@
 //!   statement is planned: `table_history` (every commit of every managed
 //!   table), `erasures` (receipts of `FORGET PROFILE`), `workers` (the
 //!   workers of a distributed coordinator), `segments`,
-//!   `segment_versions`, `destinations`;
+//!   `segment_versions`, `destinations`, `users` and `grants` (users,
+//!   roles and privileges);
 //! - a [`SystemView`] is a query over the `segment_data` Delta tables,
 //!   planned as a view when a statement resolves it (its schema is the one
 //!   of those tables, and filters and projections reach their scans):
@@ -27,12 +28,14 @@
 mod activations;
 mod destinations;
 mod erasures;
+mod grants;
 mod segment_changes;
 mod segment_history;
 mod segment_overlap;
 mod segment_versions;
 mod segments;
 mod table_history;
+mod users;
 mod workers;
 
 use std::fmt;
@@ -68,6 +71,8 @@ static REGISTRY: &[Entry] = &[
     Entry::Table(&segments::Segments),
     Entry::Table(&segment_versions::SegmentVersions),
     Entry::Table(&destinations::Destinations),
+    Entry::Table(&users::Users),
+    Entry::Table(&grants::Grants),
     Entry::View(&segment_history::SegmentHistory),
     Entry::View(&segment_changes::SegmentChanges),
     Entry::View(&segment_overlap::SegmentOverlap),
@@ -137,6 +142,11 @@ struct SystemContext {
     snapshot: Arc<Snapshot>,
     storage: Arc<Storage>,
     cluster: Option<Cluster>,
+}
+
+/// Whether `name` is a table of the `system` schema.
+pub(crate) fn is_system_table(name: &str) -> bool {
+    Entry::find(name).is_some()
 }
 
 /// The `system` schema of one catalog snapshot.
