@@ -50,6 +50,12 @@ pub struct EngineConfig {
     /// names, IP addresses and networks (`10.0.0.0/8`) that webhook
     /// destinations may reach besides public addresses.
     pub allow_webhooks: Vec<String>,
+    /// Access control (`docs/security.md`): `Some(names)` for a server,
+    /// whose `--user` users are administrators and whose other users (made
+    /// with `CREATE USER`) have what they are granted; `None` (the default)
+    /// for an engine embedded in a program or a test, where every user is
+    /// an administrator.
+    pub administrators: Option<Vec<String>>,
 }
 
 impl EngineConfig {
@@ -64,6 +70,7 @@ impl EngineConfig {
             settings: vec![],
             allow_locations: vec![],
             allow_webhooks: vec![],
+            administrators: None,
         }
     }
 }
@@ -80,6 +87,8 @@ pub struct Engine {
     /// Where webhook deliveries may go; statements find it in their
     /// session config.
     egress: Arc<EgressPolicy>,
+    /// `EngineConfig::administrators`.
+    administrators: Option<Arc<std::collections::BTreeSet<String>>>,
 }
 
 impl Engine {
@@ -115,12 +124,17 @@ impl Engine {
             cluster.is_some(),
             &config.allow_locations,
         )?);
+        let administrators = config
+            .administrators
+            .as_ref()
+            .map(|names| Arc::new(names.iter().cloned().collect()));
         let engine = Arc::new(Self {
             config,
             storage,
             cluster,
             refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
             egress,
+            administrators,
         });
         // A bad `--datafusion-config` setting fails here, at start.
         engine.storage.set_scan_session(engine.session_state()?);
@@ -157,6 +171,7 @@ impl Engine {
             storage: Arc::clone(&self.storage),
             cluster: self.cluster.clone(),
             refresh_lock: Arc::clone(&self.refresh_lock),
+            administrators: self.administrators.clone(),
         }
     }
 

@@ -262,6 +262,7 @@ impl Session {
         let plan = Plan::Ingest {
             schema: schema_name.clone(),
             table: table_name.clone(),
+            replace: mode == IngestMode::Replace,
         };
         check(&cx, &plan)?;
         cx.ingest(&schema_name, &table_name, mode, schema, batches)

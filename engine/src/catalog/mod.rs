@@ -28,13 +28,27 @@ use crate::storage::Storage;
 use crate::storage::delta::TimeTravel;
 use system::SystemSchema;
 
-#[derive(Debug)]
+/// Which tables listings show a user (`schema`, `table`): those it may read
+/// (`pipeline::privileges::may_read`).
+pub(crate) type Visible = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
 pub(crate) struct SnapshotCatalog {
     snapshot: Arc<Snapshot>,
     parquet: TableParquetOptions,
     storage: Arc<Storage>,
     /// The workers of a coordinator, for `system.workers`.
     cluster: Option<Cluster>,
+    /// `None`: every table is listed.
+    visible: Option<Visible>,
+}
+
+impl std::fmt::Debug for SnapshotCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotCatalog")
+            .field("version", &self.snapshot.version)
+            .field("filtered", &self.visible.is_some())
+            .finish()
+    }
 }
 
 impl SnapshotCatalog {
@@ -43,26 +57,18 @@ impl SnapshotCatalog {
         parquet: TableParquetOptions,
         storage: Arc<Storage>,
         cluster: Option<Cluster>,
+        visible: Option<Visible>,
     ) -> Self {
         Self {
             snapshot,
             parquet,
             storage,
             cluster,
+            visible,
         }
     }
-}
 
-impl CatalogProvider for SnapshotCatalog {
-    fn schema_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.snapshot.state.schemas.keys().cloned().collect();
-        names.push(SYSTEM_SCHEMA.to_string());
-        names.push(seglake_catalog::SEGMENTS_SCHEMA.to_string());
-        names.sort();
-        names
-    }
-
-    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+    fn unfiltered_schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         if name == SYSTEM_SCHEMA {
             return Some(Arc::new(SystemSchema::new(
                 Arc::clone(&self.storage),
@@ -89,6 +95,71 @@ impl CatalogProvider for SnapshotCatalog {
             parquet: self.parquet.clone(),
             storage: Arc::clone(&self.storage),
         }))
+    }
+}
+
+impl CatalogProvider for SnapshotCatalog {
+    /// With a filter, the schemas holding a table the user may read.
+    fn schema_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.snapshot.state.schemas.keys().cloned().collect();
+        names.push(SYSTEM_SCHEMA.to_string());
+        names.push(seglake_catalog::SEGMENTS_SCHEMA.to_string());
+        names.sort();
+        if self.visible.is_some() {
+            names.retain(|n| self.schema(n).is_some_and(|s| !s.table_names().is_empty()));
+        }
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let inner = self.unfiltered_schema(name)?;
+        match &self.visible {
+            None => Some(inner),
+            Some(visible) => Some(Arc::new(FilteredSchema {
+                inner,
+                name: name.to_string(),
+                visible: Arc::clone(visible),
+            })),
+        }
+    }
+}
+
+/// A schema listing only the tables a user may read; the others still
+/// resolve (the statement check refuses them by name and privilege).
+struct FilteredSchema {
+    inner: Arc<dyn SchemaProvider>,
+    name: String,
+    visible: Visible,
+}
+
+impl std::fmt::Debug for FilteredSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilteredSchema")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for FilteredSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.inner
+            .table_names()
+            .into_iter()
+            .filter(|t| (self.visible)(&self.name, t))
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        self.inner.table(name).await
+    }
+
+    async fn table_type(&self, name: &str) -> Result<Option<datafusion::logical_expr::TableType>> {
+        self.inner.table_type(name).await
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
     }
 }
 

@@ -42,6 +42,8 @@ pub(crate) async fn plan_view(
             parquet,
             Arc::clone(storage),
             cluster.cloned(),
+            // A view plans with every table: who may read it was checked.
+            None,
         )),
     );
     let state = ctx.state();

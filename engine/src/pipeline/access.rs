@@ -7,7 +7,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{FromTable, Statement, TableFactor};
-use seglake_catalog::{DEFAULT_SCHEMA, SEGMENT_DATA_SCHEMA};
+use seglake_catalog::{DEFAULT_SCHEMA, SEGMENT_DATA_SCHEMA, SEGMENTS_SCHEMA, SYSTEM_SCHEMA};
 
 use super::{Plan, StatementContext};
 use crate::Result;
@@ -35,6 +35,8 @@ pub(crate) enum Object {
     Destination(String),
     /// The session's settings (`SET`, `RESET`).
     Settings,
+    /// Users, roles and grants.
+    Security,
 }
 
 /// A statement's read and write sets.
@@ -68,6 +70,23 @@ impl Access {
             match node {
                 LogicalPlan::TableScan(scan) => {
                     self.reads.insert(table(cx, &scan.table_name));
+                }
+                // DataFusion inlines a view where it is named, as a
+                // subquery aliased with the view's name: the view itself is
+                // read too (its tables are read below). A user's own alias
+                // that happens to name a view only adds a read.
+                LogicalPlan::SubqueryAlias(alias) => {
+                    if let Object::Table {
+                        schema,
+                        table: name,
+                    } = table(cx, &alias.alias)
+                        && is_view(cx, &schema, &name)
+                    {
+                        self.reads.insert(Object::Table {
+                            schema,
+                            table: name,
+                        });
+                    }
                 }
                 LogicalPlan::Dml(dml) => {
                     self.writes.insert(table(cx, &dml.table_name));
@@ -155,6 +174,9 @@ impl Access {
                 }
             }
             SeglakeStatement::Segment(s) => self.add_segment(cx, s)?,
+            SeglakeStatement::Security(_) => {
+                self.writes.insert(Object::Security);
+            }
         }
         Ok(())
     }
@@ -219,6 +241,15 @@ impl Access {
         Ok(())
     }
 
+    /// The tables a query held as text (a segment's definition) reads.
+    pub(crate) fn of_query(cx: &StatementContext, sql: &str) -> Result<Self> {
+        let mut access = Self::default();
+        let options = cx.context().state().config().options().sql_parser.clone();
+        let query = crate::sql::parse_query(sql, &options)?;
+        access.add_statement_references(cx, &query)?;
+        Ok(access)
+    }
+
     /// The tables a sqlparser statement names (CTE names excluded) are read.
     fn add_references(&mut self, cx: &StatementContext, statement: Statement) -> Result<()> {
         self.add_statement_references(cx, &DFStatement::Statement(Box::new(statement)))
@@ -234,6 +265,13 @@ impl Access {
         }
         Ok(())
     }
+}
+
+/// Whether `schema.name` is a view Seglake serves: a segment
+/// (`segments.<name>`) or a system table.
+fn is_view(cx: &StatementContext, schema: &str, name: &str) -> bool {
+    (schema == SEGMENTS_SCHEMA && cx.snapshot().state.segments.contains_key(name))
+        || (schema == SYSTEM_SCHEMA && crate::catalog::system::is_system_table(name))
 }
 
 /// The catalog table a plan's reference names, resolved against the

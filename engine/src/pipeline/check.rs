@@ -6,7 +6,9 @@
 //! the offending node sits: writes outside managed tables, `COPY`, writes
 //! under `EXPLAIN ANALYZE`, SQL `PREPARE`/`EXECUTE`, and locations outside
 //! the warehouse and the operator's `--allow-location` prefixes
-//! (`storage/locations.rs`). A refused statement has run nothing.
+//! (`storage/locations.rs`); then the user's privileges (`privileges.rs`:
+//! grants, roles, the built-in `admin` and `reader`). A refused statement
+//! has run nothing.
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
@@ -35,7 +37,7 @@ pub(crate) fn check(cx: &StatementContext, plan: &Plan) -> Result<Access> {
     match plan {
         Plan::DataFusion { plan, .. } => check_plan(cx, plan, false)?,
         // Ingest creates managed tables, or appends to one.
-        Plan::Ingest { schema, table } if cx.snapshot().state.table(schema, table).is_ok() => {
+        Plan::Ingest { schema, table, .. } if cx.snapshot().state.table(schema, table).is_ok() => {
             managed_target(cx, schema, table)?;
         }
         Plan::Seglake(
@@ -56,6 +58,9 @@ pub(crate) fn check(cx: &StatementContext, plan: &Plan) -> Result<Access> {
             cx.storage().user_location(location, false)?;
         }
     }
+    // The user's grants (`privileges.rs`).
+    super::privileges::authorize(cx, plan, &access, cx.principal().as_ref())?;
+    super::privileges::authorize_refresh(cx, plan)?;
     tracing::debug!(
         statement = %cx.id(),
         user = %cx.user(),

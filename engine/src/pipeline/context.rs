@@ -6,6 +6,7 @@ use std::time::Instant;
 use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
+use seglake_catalog::security::Principal;
 use seglake_catalog::{DEFAULT_CATALOG, Snapshot};
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +47,10 @@ pub(crate) struct Handles {
     pub(crate) storage: Arc<Storage>,
     pub(crate) cluster: Option<Cluster>,
     pub(crate) refresh_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The users that are administrators without a grant (the server's
+    /// `--user` users); `None`: no access control, every user is an
+    /// administrator (an engine embedded in a program, tests).
+    pub(crate) administrators: Option<Arc<std::collections::BTreeSet<String>>>,
 }
 
 /// One statement: who runs it, since when, how to stop it, and the
@@ -155,6 +160,13 @@ impl StatementContext {
     pub(crate) async fn refresh_catalog(&self) -> Result<Arc<Snapshot>> {
         let snapshot = self.handles.storage.catalog().await?;
         let parquet = self.ctx.state().table_options().parquet.clone();
+        // Listings show what the user may read; a name that is not shown
+        // still resolves, so that the check refuses it by its privilege.
+        let visible = self.principal_in(&snapshot).filter(|p| !p.admin).map(|p| {
+            Arc::new(move |schema: &str, table: &str| {
+                super::privileges::may_read(&p, schema, table)
+            }) as crate::catalog::Visible
+        });
         self.ctx.register_catalog(
             DEFAULT_CATALOG,
             Arc::new(SnapshotCatalog::new(
@@ -162,10 +174,54 @@ impl StatementContext {
                 parquet,
                 Arc::clone(&self.handles.storage),
                 self.handles.cluster.clone(),
+                visible,
             )),
         );
         *self.snapshot.write() = Some(Arc::clone(&snapshot));
         Ok(snapshot)
+    }
+
+    /// The rights of the statement's user in `snapshot` (`None`: no access
+    /// control). The scheduler refreshes segments as an administrator;
+    /// the reads of a segment's definition are checked against its
+    /// author's rights (`privileges::authorize`).
+    pub(crate) fn principal_in(&self, snapshot: &Snapshot) -> Option<Principal> {
+        let administrators = self.handles.administrators.as_ref()?;
+        if self.source == Source::Scheduler {
+            return Some(Principal::admin(&self.user));
+        }
+        Some(
+            snapshot
+                .state
+                .security
+                .principal(&self.user, administrators.contains(&self.user)),
+        )
+    }
+
+    /// The server's own users (`--user`), administrators without a grant.
+    pub(crate) fn administrators(&self) -> Vec<String> {
+        self.handles
+            .administrators
+            .as_ref()
+            .map(|a| a.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The rights of `user` (not the statement's) in the statement's
+    /// snapshot: a segment author's.
+    pub(crate) fn principal_of(&self, user: &str) -> Option<Principal> {
+        let administrators = self.handles.administrators.as_ref()?;
+        Some(
+            self.snapshot()
+                .state
+                .security
+                .principal(user, administrators.contains(user)),
+        )
+    }
+
+    /// The rights of the statement's user (`None`: no access control).
+    pub(crate) fn principal(&self) -> Option<Principal> {
+        self.principal_in(&self.snapshot())
     }
 
     /// The catalog version the statement plans against.

@@ -19,6 +19,7 @@
 mod access;
 mod check;
 mod context;
+pub(crate) mod privileges;
 
 pub(crate) use access::{Access, Object};
 pub(crate) use check::check;
@@ -100,8 +101,13 @@ pub(crate) enum Plan {
         partition_by: Vec<String>,
     },
     /// A bulk ingest into `schema.table` (the rows come as a stream; its
-    /// `IngestMode` goes to the command).
-    Ingest { schema: String, table: String },
+    /// `IngestMode` goes to the command). `replace`: the ingest replaces
+    /// the table's rows.
+    Ingest {
+        schema: String,
+        table: String,
+        replace: bool,
+    },
 }
 
 /// What kind of statement a plan is, as later issues record it
@@ -115,6 +121,8 @@ pub enum Kind {
     Segment,
     Ingest,
     Session,
+    /// Users, roles and grants.
+    Security,
 }
 
 impl Kind {
@@ -127,6 +135,7 @@ impl Kind {
             Self::Segment => "segment",
             Self::Ingest => "ingest",
             Self::Session => "session",
+            Self::Security => "security",
         }
     }
 }
@@ -142,6 +151,7 @@ impl Plan {
                 | SeglakeStatement::Vacuum { .. }
                 | SeglakeStatement::ForgetProfile { .. } => Kind::Maintenance,
                 SeglakeStatement::Segment(_) => Kind::Segment,
+                SeglakeStatement::Security(_) => Kind::Security,
             },
             Self::DataFusion { plan, .. } => match plan {
                 LogicalPlan::Ddl(_) => Kind::Ddl,

@@ -198,6 +198,7 @@ async fn the_check_sees_ingest_and_scheduler_statements() {
     let (_dir, session) = warehouse().await;
     let cx = session.begin(Source::Scheduler).await.unwrap();
     let plan = super::Plan::Ingest {
+        replace: false,
         schema: "public".into(),
         table: "m".into(),
     };
@@ -372,4 +373,204 @@ async fn an_allowed_prefix_and_a_single_file_are_readable() {
     )
     .await;
     assert_eq!(count(&session, "dir").await, 3);
+}
+
+/// The privilege matrix of `docs/security.md`, run as written there (see
+/// the text above the table).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_privilege_matrix_holds() {
+    const DOC: &str = include_str!("../../../docs/security.md");
+    let table = DOC
+        .split("<!-- privilege-matrix:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- privilege-matrix:end -->").next())
+        .expect("the matrix markers");
+    let mut rows = vec![];
+    for line in table.lines().map(str::trim).filter(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line
+            .trim_matches('|')
+            .split(" | ")
+            .map(|c| c.trim())
+            .collect();
+        if cells[0] == "statement" || cells[0].starts_with("---") {
+            continue;
+        }
+        assert_eq!(cells.len(), 5, "{line}");
+        let sql = cells[0].trim_matches('`').to_string();
+        let allowed: Vec<bool> = cells[1..]
+            .iter()
+            .map(|c| match *c {
+                "✓" => true,
+                "✗" => false,
+                other => panic!("{line}: cell {other:?}"),
+            })
+            .collect();
+        rows.push((sql, allowed));
+    }
+    assert!(rows.len() >= 25, "{} rows", rows.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path().to_str().unwrap());
+    config.administrators = Some(vec!["root".into()]);
+    let engine = Engine::open(config).await.unwrap();
+    let root = engine.session("root").unwrap();
+    // The matrix's columns, in its order.
+    let users = ["root", "rita", "ann", "nobody"];
+    for sql in [
+        "CREATE SCHEMA other",
+        "CREATE TABLE public.t AS SELECT 'p1' AS profile_id, CAST(1 AS BIGINT) AS n",
+        "CREATE TABLE other.u AS SELECT 'p1' AS profile_id",
+        "CREATE SEGMENT base AS SELECT profile_id FROM public.t",
+        "CREATE ROLE analysts",
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO analysts",
+        "GRANT INSERT ON TABLE public.t TO analysts",
+        "GRANT CREATE ON SCHEMA public TO analysts",
+        "GRANT SEGMENTS ON WAREHOUSE TO analysts",
+        "CREATE USER rita PASSWORD 'rita-pw'",
+        "CREATE USER ann PASSWORD 'ann-pw'",
+        "CREATE USER nobody PASSWORD 'nobody-pw'",
+        "GRANT reader TO rita",
+        "GRANT analysts TO ann",
+    ] {
+        run(&root, sql).await;
+    }
+    for u in users {
+        run(
+            &root,
+            &format!("CREATE DESTINATION out_{u} TYPE file OPTIONS (path 'exports/out_{u}')"),
+        )
+        .await;
+    }
+    // A Parquet file for the external table.
+    std::fs::create_dir_all(dir.path().join("files")).unwrap();
+    let batch = arrow::array::RecordBatch::try_from_iter([(
+        "x",
+        Arc::new(arrow::array::Int64Array::from(vec![1])) as arrow::array::ArrayRef,
+    )])
+    .unwrap();
+    let file = std::fs::File::create(dir.path().join("files/x.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let sessions: Vec<Session> = users.iter().map(|u| engine.session(u).unwrap()).collect();
+    // Refusals first (nobody, ann, rita, root): what an allowed statement
+    // changes cannot hide a refusal.
+    let mut failures = vec![];
+    for (sql, allowed) in &rows {
+        for i in (0..users.len()).rev() {
+            let sql = sql.replace("{u}", users[i]);
+            let before = engine.catalog().await.unwrap().version;
+            let outcome = match sessions[i].execute(&sql, vec![]).await {
+                Ok(Outcome::Rows { stream, .. }) => stream
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map(|_| ())
+                    .map_err(EngineError::from),
+                Ok(Outcome::Done { .. }) => Ok(()),
+                Err(e) => Err(e),
+            };
+            match (allowed[i], outcome) {
+                (true, Ok(())) => {}
+                (false, Err(EngineError::PermissionDenied { message, .. })) => {
+                    let after = engine.catalog().await.unwrap().version;
+                    if after != before {
+                        failures.push(format!("{}: {sql}: refused but committed", users[i]));
+                    }
+                    if !message.contains(users[i]) && !sql.contains("datafusion.runtime") {
+                        failures.push(format!("{}: {sql}: {message}", users[i]));
+                    }
+                }
+                (expected, got) => failures.push(format!(
+                    "{}: {sql}: expected {}, got {got:?}",
+                    users[i],
+                    if expected {
+                        "success"
+                    } else {
+                        "PERMISSION_DENIED"
+                    }
+                )),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `schema.table` of every table `session` lists (`information_schema`
+/// itself left out).
+async fn listed(session: &Session) -> Vec<String> {
+    let Outcome::Rows { stream, .. } = session
+        .execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+             WHERE table_schema <> 'information_schema' ORDER BY 1",
+            vec![],
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("not a query")
+    };
+    let batches: Vec<_> = stream.try_collect().await.unwrap();
+    batches
+        .iter()
+        .flat_map(|b| {
+            let column = b.column(0).as_string::<i32>();
+            (0..b.num_rows()).map(move |i| column.value(i).to_string())
+        })
+        .collect()
+}
+
+/// Listings show what a user may read, nothing else.
+#[tokio::test]
+async fn listings_follow_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path().to_str().unwrap());
+    config.administrators = Some(vec!["root".into()]);
+    let engine = Engine::open(config).await.unwrap();
+    let root = engine.session("root").unwrap();
+    for sql in [
+        "CREATE SCHEMA other",
+        "CREATE TABLE public.a AS SELECT 1 AS x",
+        "CREATE TABLE public.b AS SELECT 1 AS x",
+        "CREATE TABLE other.c AS SELECT 1 AS x",
+        "CREATE USER ann PASSWORD 'pw'",
+        "GRANT SELECT ON TABLE public.a TO ann",
+    ] {
+        run(&root, sql).await;
+    }
+    let ann = engine.session("ann").unwrap();
+    assert_eq!(listed(&ann).await, ["public.a"]);
+    let tables: Vec<String> = ann
+        .tables(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.schema != "information_schema")
+        .map(|t| format!("{}.{}", t.schema, t.name))
+        .collect();
+    assert_eq!(tables, ["public.a"]);
+    let schemas = ann.schemas().await.unwrap();
+    assert_eq!(schemas, ["information_schema", "public"]);
+    // A name that is not listed still answers PERMISSION_DENIED, not
+    // NOT_FOUND, naming what is missing.
+    let err = ann
+        .execute("SELECT * FROM public.b", vec![])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::PermissionDenied { message, .. }
+            if message.contains("SELECT ON TABLE public.b")),
+        "{err}"
+    );
+    run(&root, "GRANT reader TO ann").await;
+    let all = listed(&ann).await;
+    assert!(
+        ["other.c", "public.a", "public.b", "system.segments"]
+            .iter()
+            .all(|t| all.contains(&t.to_string())),
+        "{all:?}"
+    );
+    assert!(!all.contains(&"system.users".to_string()), "{all:?}");
+    // The administrator sees everything.
+    assert!(listed(&root).await.contains(&"system.users".to_string()));
 }
