@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -153,8 +153,12 @@ impl Default for Users {
 }
 
 struct UsersInner {
-    /// name -> argon2id PHC string.
+    /// name -> argon2id PHC string: the server's own users (`--user`).
     hashes: HashMap<String, String>,
+    /// The engine whose catalog holds the users made with `CREATE USER`
+    /// (read at each check: a user made, changed or dropped on any server
+    /// of the warehouse counts at once).
+    catalog: OnceLock<Arc<Engine>>,
     /// Verified for unknown names, so that they cost what known ones do
     /// (made on first use, with the parameters of a configured hash).
     dummy: OnceLock<String>,
@@ -229,11 +233,7 @@ fn check_phc(name: &str, phc: &str) -> Result<()> {
 
 /// `true` if `password` matches the PHC string `phc` (slow: argon2).
 fn verify_phc(phc: &str, password: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|hash| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok()
-    })
+    seglake_catalog::security::verify_password(phc, password)
 }
 
 /// The entries of `--user` values: `NAME:PASSWORD` or `NAME:$argon2id$...`,
@@ -304,6 +304,7 @@ impl Users {
         Self {
             inner: Arc::new(UsersInner {
                 hashes,
+                catalog: OnceLock::new(),
                 dummy: OnceLock::new(),
                 key,
                 verified: Mutex::new(HashMap::new()),
@@ -326,12 +327,43 @@ impl Users {
         &self.inner.clock
     }
 
-    /// The keyed digest of a user name and password (the name's length
-    /// first, so that no two pairs share an input).
-    fn digest(&self, user: &str, password: &str) -> Digest {
+    /// Lets the users made with `CREATE USER` in `engine`'s catalog log
+    /// in too (the server's own users come first).
+    pub fn with_catalog_of(&self, engine: Arc<Engine>) {
+        let _ = self.inner.catalog.set(engine);
+    }
+
+    /// The password hash `user` logs in with now: a server user's, or the
+    /// catalog's for a user made in SQL; `None` for an unknown name.
+    async fn current_hash(&self, user: &str) -> Result<Option<String>, LoginError> {
+        if let Some(phc) = self.inner.hashes.get(user) {
+            return Ok(Some(phc.clone()));
+        }
+        let Some(engine) = self.inner.catalog.get() else {
+            return Ok(None);
+        };
+        let snapshot = engine
+            .catalog()
+            .await
+            .map_err(|e| LoginError::Internal(e.to_string()))?;
+        Ok(snapshot
+            .state
+            .security
+            .users
+            .get(user)
+            .map(|u| u.password_hash.clone()))
+    }
+
+    /// The keyed digest of a user name, password and the hash it was
+    /// checked against (the name's length first, so that no two pairs
+    /// share an input; the hash, so that a changed or dropped user's old
+    /// password is not taken from the cache).
+    fn digest(&self, user: &str, password: &str, phc: &str) -> Digest {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.key).expect("any key length");
         mac.update(&(user.len() as u64).to_le_bytes());
         mac.update(user.as_bytes());
+        mac.update(&(phc.len() as u64).to_le_bytes());
+        mac.update(phc.as_bytes());
         mac.update(password.as_bytes());
         mac.finalize().into_bytes().into()
     }
@@ -374,8 +406,9 @@ impl Users {
         password: &str,
         peer: Option<IpAddr>,
     ) -> Result<(), LoginError> {
-        let digest = self.digest(user, password);
-        if self.recently_verified(user, &digest) {
+        let phc = self.current_hash(user).await?;
+        let digest = self.digest(user, password, phc.as_deref().unwrap_or_default());
+        if phc.is_some() && self.recently_verified(user, &digest) {
             return Ok(());
         }
         let name_key = self.name_key(user);
@@ -403,7 +436,7 @@ impl Users {
             );
             return Err(LoginError::Throttled { retry_after });
         }
-        if self.check_password(user, password).await? {
+        if self.check_password(phc, password).await? {
             self.inner.throttle.lock().succeeded(&name_key);
             self.inner
                 .verified
@@ -426,11 +459,15 @@ impl Users {
 
     /// Verifies the argon2 hash (a dummy one for unknown names) on the
     /// blocking pool (the caller holds a verification permit).
-    async fn check_password(&self, user: &str, password: &str) -> Result<bool, LoginError> {
+    async fn check_password(
+        &self,
+        phc: Option<String>,
+        password: &str,
+    ) -> Result<bool, LoginError> {
         let users = self.clone();
-        let (user, password) = (user.to_string(), password.to_string());
-        tokio::task::spawn_blocking(move || match users.inner.hashes.get(&user) {
-            Some(phc) => Ok(verify_phc(phc, &password)),
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || match phc {
+            Some(phc) => Ok(verify_phc(&phc, &password)),
             None => {
                 // Spent for its time only: an unknown name answers as late
                 // as a known one.
@@ -864,7 +901,12 @@ impl Sessions {
             self.get(token.trim())
         } else if let Some(b64) = strip_scheme(header, "basic") {
             let (user, password) = decode_basic(b64)?;
-            let digest = self.users.digest(&user, &password);
+            // Keyed by the password's current hash too: after ALTER USER or
+            // DROP USER the old password finds no shared session.
+            let phc = self.users.current_hash(&user).await?;
+            let digest = self
+                .users
+                .digest(&user, &password, phc.as_deref().unwrap_or_default());
             {
                 let now = self.now();
                 let mut table = self.table.lock();

@@ -501,8 +501,10 @@ async fn open_engine(
     execution: Option<&ExecutionArgs>,
     cluster: Option<ClusterConfig>,
     allow_webhooks: &[String],
+    administrators: Option<Vec<String>>,
 ) -> Result<std::sync::Arc<Engine>> {
     let mut config = EngineConfig::new(warehouse.warehouse.clone());
+    config.administrators = administrators;
     config.allow_webhooks = allow_webhooks.to_vec();
     config.s3 = warehouse.s3();
     config.allow_locations = warehouse.allow_locations.clone();
@@ -594,13 +596,17 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
     let users = users(&args)?;
     // Before the warehouse is opened: a bad file stops the start at once.
     let tls = args.tls.server_tls(None)?;
+    // The server's own users are its administrators; users made with
+    // CREATE USER have what they are granted (docs/security.md).
     let engine = open_engine(
         &args.warehouse,
         Some(&args.execution),
         args.cluster.config()?,
         &args.allow_webhooks,
+        Some(users.names().into_iter().map(str::to_string).collect()),
     )
     .await?;
+    users.with_catalog_of(std::sync::Arc::clone(&engine));
     if args.demo {
         install_demo(&engine, &args.demo_size, false).await?;
     }
@@ -688,7 +694,7 @@ pub async fn worker(args: WorkerArgs, on_listening: impl FnOnce(SocketAddr)) -> 
     };
     // Before the warehouse is opened: a refused start leaves nothing behind.
     options.check()?;
-    let engine = open_engine(&args.warehouse, Some(&args.execution), None, &[]).await?;
+    let engine = open_engine(&args.warehouse, Some(&args.execution), None, &[], None).await?;
     let server = start_worker(engine, options).await?;
     on_listening(server.addr());
     stop_on_signal(server, None, args.shutdown_grace_secs).await
@@ -705,7 +711,7 @@ impl Drop for AbortOnDrop {
 
 /// `seglake demo`.
 pub async fn demo(args: DemoArgs) -> Result<()> {
-    let engine = open_engine(&args.warehouse, None, None, &[]).await?;
+    let engine = open_engine(&args.warehouse, None, None, &[], None).await?;
     install_demo(&engine, &args.demo_size, true).await
 }
 

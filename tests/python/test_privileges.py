@@ -1,0 +1,140 @@
+"""Users, roles and grants through the real client (docs/security.md): an
+account made in SQL logs in on every server sharing the warehouse, without
+a restart, and sees and does only what it is granted."""
+
+from pathlib import Path
+
+import adbc_driver_manager
+import pytest
+from adbc_driver_manager import AdbcStatusCode
+
+import seglake_harness as h
+
+ROOT, ROOT_PW = "root", "root-secret-1"
+BI, BI_PW = "bi", "bi-password-1"
+
+
+@pytest.fixture(scope="module")
+def pair(launch, make_demo, tmp_path_factory):
+    """Two servers sharing one demo warehouse; `root` administers both."""
+    warehouse = make_demo(tmp_path_factory.mktemp("privileges"))
+    args = ["--user", f"{ROOT}:{ROOT_PW}"]
+    a = launch.start(warehouse, args=args)
+    b = launch.start(warehouse, args=args)
+    yield a, b, Path(warehouse)
+    a.stop()
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def root(pair):
+    c = pair[0].connect(ROOT, ROOT_PW)
+    yield c
+    c.close()
+
+
+def refused(conn, sql) -> str:
+    with pytest.raises(adbc_driver_manager.Error) as ei:
+        h.run_sql(conn, sql)
+    assert h.status_of(ei.value) == AdbcStatusCode.UNAUTHORIZED, str(ei.value)
+    return str(ei.value)
+
+
+def login_fails(dep, user, password):
+    with pytest.raises(adbc_driver_manager.Error) as ei:
+        c = dep.connect(user, password)
+        try:
+            h.run_sql(c, "SELECT 1")
+        finally:
+            c.close()
+    assert h.status_of(ei.value) == AdbcStatusCode.UNAUTHENTICATED, str(ei.value)
+
+
+def listed_tables(conn) -> set[tuple[str, str]]:
+    objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+    return {
+        (schema["db_schema_name"], table["table_name"])
+        for catalog in objects
+        for schema in catalog["catalog_db_schemas"] or []
+        if schema["db_schema_name"] != "information_schema"
+        for table in schema["db_schema_tables"] or []
+    }
+
+
+def test_a_read_only_account_sees_only_its_grants_on_another_server(pair, root):
+    a, b, _ = pair
+    h.run_command(root, f"CREATE USER {BI} WITH PASSWORD '{BI_PW}'")
+    h.run_command(root, f"GRANT SELECT ON TABLE public.profiles TO {BI}")
+    profiles = h.rows(h.run_sql(root, "SELECT count(*) FROM profiles"))
+
+    # Made on server a, logging in on server b, which was not restarted.
+    bi = b.connect(BI, BI_PW)
+    try:
+        assert listed_tables(bi) == {("public", "profiles")}
+        assert h.rows(h.run_sql(bi, "SELECT count(*) FROM profiles")) == profiles
+        message = refused(bi, "SELECT count(*) FROM events")
+        assert "SELECT ON TABLE public.events" in message, message
+        # A join with a table it may not read: refused as a whole.
+        refused(bi, "SELECT count(*) FROM profiles p JOIN events e ON p.profile_id = e.profile_id")
+        refused(bi, "DROP TABLE profiles")
+        refused(bi, "CREATE USER mallory PASSWORD 'x'")
+        refused(bi, "SELECT * FROM system.users")
+        # Nothing was dropped.
+        assert h.rows(h.run_sql(root, "SELECT count(*) FROM profiles")) == profiles
+
+        # A grant made on a counts at bi's next statement on b.
+        h.run_command(root, f"GRANT reader TO {BI}")
+        assert ("public", "events") in listed_tables(bi)
+        assert h.rows(h.run_sql(bi, "SELECT count(*) FROM events"))[0][0] > 0
+        h.run_command(root, f"REVOKE reader FROM {BI}")
+        refused(bi, "SELECT count(*) FROM events")
+    finally:
+        bi.close()
+
+
+def test_passwords_are_only_hashes_and_changes_count_at_once(pair, root):
+    a, b, warehouse = pair
+    h.run_command(root, "CREATE USER IF NOT EXISTS dave PASSWORD 'dave-old-pw'")
+    dave = b.connect("dave", "dave-old-pw")
+    assert h.rows(h.run_sql(dave, "SELECT 1")) == [(1,)]
+
+    h.run_command(root, "ALTER USER dave WITH PASSWORD 'dave-new-pw'")
+    login_fails(b, "dave", "dave-old-pw")
+    fresh = b.connect("dave", "dave-new-pw")
+    fresh.close()
+
+    # The catalog holds salted argon2id hashes, never a password.
+    catalog = "".join(p.read_text() for p in (warehouse / "_seglake" / "catalog").glob("*.json"))
+    assert "$argon2id$" in catalog
+    for secret in ("dave-old-pw", "dave-new-pw", BI_PW):
+        assert secret not in catalog
+    users = h.rows(h.run_sql(root, "SELECT name, roles, created_by FROM system.users ORDER BY name"))
+    assert ("dave", "", ROOT) in users, users
+
+    # Dropped: no new login, and the open session is refused at once.
+    h.run_command(root, "DROP USER dave")
+    login_fails(b, "dave", "dave-new-pw")
+    refused(dave, "SELECT count(*) FROM profiles")
+    dave.close()
+
+
+def test_the_server_users_names_are_taken(root):
+    with pytest.raises(adbc_driver_manager.Error) as ei:
+        h.run_command(root, f"CREATE USER {ROOT} PASSWORD 'x'")
+    assert h.status_of(ei.value) == AdbcStatusCode.ALREADY_EXISTS, str(ei.value)
+    with pytest.raises(adbc_driver_manager.Error) as ei:
+        h.run_command(root, "CREATE ROLE reader")
+    assert h.status_of(ei.value) == AdbcStatusCode.ALREADY_EXISTS, str(ei.value)
+
+
+def test_a_password_bound_as_a_parameter(pair, root):
+    a, _, _ = pair
+    with root.cursor() as cur:
+        cur.execute("CREATE USER erin PASSWORD ?", parameters=("erin-param-pw",))
+    erin = a.connect("erin", "erin-param-pw")
+    try:
+        assert listed_tables(erin) == set()
+        refused(erin, "SELECT count(*) FROM profiles")
+    finally:
+        erin.close()
+    h.run_command(root, "DROP USER erin")
