@@ -269,6 +269,24 @@ impl Session {
             .await
     }
 
+    /// Refuses (`PERMISSION_DENIED`) unless this session's user may append
+    /// rows to `table`, without appending anything: the check an ingest
+    /// passes. The HTTP collector asks it for each request, whose rows its
+    /// own committer writes later.
+    pub async fn check_append(&self, table: &TableReference) -> Result<()> {
+        let cx = self.begin(Source::Ingest).await?;
+        let (schema, table) = cx.resolve_table_name(table)?;
+        check(
+            &cx,
+            &Plan::Ingest {
+                schema,
+                table,
+                replace: false,
+            },
+        )?;
+        Ok(())
+    }
+
     /// Refreshes a segment as the scheduler does (a statement of its own,
     /// through the check like any other).
     pub async fn refresh_segment(&self, name: &str) -> Result<()> {

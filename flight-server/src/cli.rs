@@ -603,7 +603,14 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
         Some(&args.execution),
         args.cluster.config()?,
         &args.allow_webhooks,
-        Some(users.names().into_iter().map(str::to_string).collect()),
+        Some(
+            users
+                .names()
+                .into_iter()
+                .chain([crate::collector::COLLECTOR_USER])
+                .map(str::to_string)
+                .collect(),
+        ),
     )
     .await?;
     users.with_catalog_of(std::sync::Arc::clone(&engine));

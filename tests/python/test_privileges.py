@@ -2,12 +2,14 @@
 account made in SQL logs in on every server sharing the warehouse, without
 a restart, and sees and does only what it is granted."""
 
+import random
 from pathlib import Path
 
 import adbc_driver_manager
 import pytest
 from adbc_driver_manager import AdbcStatusCode
 
+import collector_client as cc
 import seglake_harness as h
 
 ROOT, ROOT_PW = "root", "root-secret-1"
@@ -19,7 +21,7 @@ def pair(launch, make_demo, tmp_path_factory):
     """Two servers sharing one demo warehouse; `root` administers both."""
     warehouse = make_demo(tmp_path_factory.mktemp("privileges"))
     args = ["--user", f"{ROOT}:{ROOT_PW}"]
-    a = launch.start(warehouse, args=args)
+    a = launch.start(warehouse, args=[*args, "--collect", "127.0.0.1:0", "--collect-flush-ms", "30"])
     b = launch.start(warehouse, args=args)
     yield a, b, Path(warehouse)
     a.stop()
@@ -138,3 +140,26 @@ def test_a_password_bound_as_a_parameter(pair, root):
     finally:
         erin.close()
     h.run_command(root, "DROP USER erin")
+
+
+def test_the_collector_takes_events_from_users_with_insert_only(pair, root):
+    a, _, _ = pair
+    h.run_command(root, "CREATE USER tag PASSWORD 'tag-pw-1'")
+    before = h.rows(h.run_sql(root, "SELECT count(*) FROM events"))[0][0]
+    events = cc.make_events(random.Random(21), "priv-", 3)
+    status, _, body = cc.post_events(a.collector_url, events, authorization=cc.basic("tag", "tag-pw-1"))
+    assert status == 403, body
+    assert "INSERT ON TABLE public.events" in body["error"], body
+    assert h.rows(h.run_sql(root, "SELECT count(*) FROM events"))[0][0] == before
+
+    h.run_command(root, "GRANT INSERT ON TABLE public.events TO tag")
+    status, _, body = cc.post_events(a.collector_url, events, authorization=cc.basic("tag", "tag-pw-1"))
+    assert status == 200, body
+    assert body["accepted"] == 3, body
+    assert h.rows(h.run_sql(root, "SELECT count(*) FROM events"))[0][0] == before + 3
+    # INSERT only: the same user reads nothing.
+    tag = a.connect("tag", "tag-pw-1")
+    try:
+        refused(tag, "SELECT count(*) FROM events")
+    finally:
+        tag.close()

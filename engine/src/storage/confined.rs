@@ -147,7 +147,7 @@ impl ConfinedStore {
 
     fn read_only(&self, path: &Path) -> object_store::Error {
         denied(
-            &path.to_string(),
+            path.as_ref(),
             crate::EngineError::denied(
                 WORKER_READ_ONLY,
                 "a worker only reads: its object stores refuse writes",

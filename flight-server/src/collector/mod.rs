@@ -45,6 +45,10 @@ use crate::auth::{LoginError, Users, decode_basic, strip_scheme, whole_seconds};
 use crate::error::{Result, ServerError};
 use crate::tls::{PlainListener, TlsListener};
 
+/// The user the collector's committer writes as (an administrator: it
+/// creates the table if missing; no one logs in with it).
+pub const COLLECTOR_USER: &str = "seglake-collector";
+
 /// The table the collector writes.
 pub const TABLE_SCHEMA: &str = seglake_engine::DEFAULT_SCHEMA;
 pub const TABLE_NAME: &str = "events";
@@ -170,7 +174,9 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
     if options.users.is_empty() {
         return Err(ServerError::Config("no users configured".into()));
     }
-    let session = engine.session("collector")?;
+    // The committer's own user, an administrator of the server (`serve`
+    // lists it): each request's user is checked for INSERT on the table.
+    let session = engine.session(COLLECTOR_USER)?;
     let target = table::prepare(&session, TABLE_SCHEMA, TABLE_NAME).await?;
     if !target.has_received_at {
         warn!(
@@ -193,6 +199,8 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
     let pending_rows = Arc::new(AtomicUsize::new(0));
     let state = Arc::new(AppState {
         users: options.users.clone(),
+        engine: Arc::clone(&engine),
+        table: target.reference.clone(),
         tx,
         pending_rows: Arc::clone(&pending_rows),
     });
@@ -275,6 +283,9 @@ fn now_micros() -> i64 {
 
 struct AppState {
     users: Users,
+    /// Each request's user is checked against the table (INSERT).
+    engine: Arc<Engine>,
+    table: datafusion::common::TableReference,
     tx: mpsc::Sender<Submission>,
     /// Rows received by the committer and not yet committed (`/health`).
     pending_rows: Arc<AtomicUsize>,
@@ -367,7 +378,7 @@ async fn require_basic_auth(
         .map(|c| c.0.0.ip());
     let refused = match credentials {
         Some((user, password)) => match state.users.verify(&user, &password, peer).await {
-            Ok(()) => return next.run(request).await,
+            Ok(()) => return authorized(&state, &user, request, next).await,
             Err(e) => e,
         },
         None => LoginError::BadCredentials,
@@ -395,6 +406,22 @@ async fn require_basic_auth(
         LoginError::Internal(_) => {
             error_response(StatusCode::INTERNAL_SERVER_ERROR, refused.to_string())
         }
+    }
+}
+
+/// Passes a request whose user may append to the collector's table (the
+/// pipeline's check of an ingest); 403 otherwise.
+async fn authorized(state: &AppState, user: &str, request: Request, next: Next) -> Response {
+    let checked = match state.engine.session(user) {
+        Ok(session) => session.check_append(&state.table).await,
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            error_response(StatusCode::FORBIDDEN, e.to_string())
+        }
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
