@@ -74,6 +74,12 @@ pub enum CatalogError {
     )]
     RoleExists(String),
 
+    #[error("ingest key '{0}' not found")]
+    IngestKeyNotFound(String),
+
+    #[error("ingest key '{0}' already exists")]
+    IngestKeyExists(String),
+
     #[error("no user or role named '{0}'")]
     GranteeNotFound(String),
 

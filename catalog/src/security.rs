@@ -41,6 +41,63 @@ pub struct Security {
     pub roles: BTreeMap<String, RoleEntry>,
     #[serde(default)]
     pub grants: BTreeSet<Grant>,
+    /// Ingest keys of the HTTP collector (`CREATE INGEST KEY`), by name.
+    #[serde(default)]
+    pub ingest_keys: BTreeMap<String, IngestKey>,
+}
+
+/// A credential that only appends events to one table through the HTTP
+/// collector (a web tag's, public in its page): never a SQL login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestKey {
+    pub schema: String,
+    pub table: String,
+    /// Browser origins allowed to post with it (CORS); empty: none (server
+    /// to server only).
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// SHA-256 of the key, hex: the key itself is shown once, at creation
+    /// (256 random bits: a fast hash is enough, no salt needed).
+    pub key_sha256: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// A new ingest key: `sgk_` and 64 hex digits (256 random bits).
+pub fn new_ingest_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let mut key = String::from("sgk_");
+    for b in bytes {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key
+}
+
+/// The SHA-256 of an ingest key, hex (what the catalog keeps).
+pub fn ingest_key_digest(key: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks a CORS origin: `http(s)://host[:port]`, nothing after it.
+pub fn check_origin(origin: &str) -> Result<()> {
+    let bad = || {
+        CatalogError::InvalidSecurity(format!(
+            "origin '{}' is not scheme://host[:port] (for example https://shop.example)",
+            origin.escape_debug()
+        ))
+    };
+    let url = url::Url::parse(origin).map_err(|_| bad())?;
+    let canonical = url.origin().ascii_serialization();
+    if !matches!(url.scheme(), "http" | "https") || canonical != origin {
+        return Err(bad());
+    }
+    Ok(())
 }
 
 /// A user created with `CREATE USER`.
@@ -418,6 +475,36 @@ impl Security {
         Ok(())
     }
 
+    /// `CREATE INGEST KEY`.
+    pub fn create_ingest_key(&mut self, name: &str, key: IngestKey) -> Result<()> {
+        check_name("ingest key", name)?;
+        for origin in &key.origins {
+            check_origin(origin)?;
+        }
+        if self.ingest_keys.contains_key(name) {
+            return Err(CatalogError::IngestKeyExists(name.to_string()));
+        }
+        self.ingest_keys.insert(name.to_string(), key);
+        Ok(())
+    }
+
+    /// `DROP INGEST KEY`.
+    pub fn drop_ingest_key(&mut self, name: &str, if_exists: bool) -> Result<()> {
+        if self.ingest_keys.remove(name).is_none() && !if_exists {
+            return Err(CatalogError::IngestKeyNotFound(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The ingest key whose secret is `key`, with its name.
+    pub fn ingest_key(&self, key: &str) -> Option<(&str, &IngestKey)> {
+        let digest = ingest_key_digest(key);
+        self.ingest_keys
+            .iter()
+            .find(|(_, k)| k.key_sha256 == digest)
+            .map(|(n, k)| (n.as_str(), k))
+    }
+
     /// The principal `user` logs in as; `bootstrap`: a `--user`
     /// administrator of the server.
     pub fn principal(&self, user: &str, bootstrap: bool) -> Principal {
@@ -509,6 +596,57 @@ mod tests {
             privilege,
             on,
         }
+    }
+
+    #[test]
+    fn ingest_keys_are_found_by_their_secret_only() {
+        let mut s = Security::default();
+        let secret = new_ingest_key();
+        assert!(secret.starts_with("sgk_") && secret.len() == 68, "{secret}");
+        assert_ne!(secret, new_ingest_key());
+        let key = |origins: Vec<&str>| IngestKey {
+            schema: "public".into(),
+            table: "events".into(),
+            origins: origins.into_iter().map(String::from).collect(),
+            key_sha256: ingest_key_digest(&secret),
+            created_at: now(),
+            created_by: "root".into(),
+        };
+        for bad in [
+            "https://shop.example/",
+            "shop.example",
+            "ftp://x",
+            "https://a.b/path",
+            "*",
+        ] {
+            assert!(
+                matches!(
+                    s.create_ingest_key("web", key(vec![bad])),
+                    Err(CatalogError::InvalidSecurity(_))
+                ),
+                "{bad}"
+            );
+        }
+        s.create_ingest_key(
+            "web",
+            key(vec!["https://shop.example", "http://localhost:8080"]),
+        )
+        .unwrap();
+        assert!(matches!(
+            s.create_ingest_key("web", key(vec![])),
+            Err(CatalogError::IngestKeyExists(_))
+        ));
+        let (name, found) = s.ingest_key(&secret).unwrap();
+        assert_eq!((name, found.table.as_str()), ("web", "events"));
+        assert!(s.ingest_key(&new_ingest_key()).is_none());
+        assert!(
+            s.ingest_key(&found.key_sha256).is_none(),
+            "the digest is not the key"
+        );
+        s.drop_ingest_key("web", false).unwrap();
+        assert!(s.ingest_key(&secret).is_none());
+        s.drop_ingest_key("web", true).unwrap();
+        assert!(s.drop_ingest_key("web", false).is_err());
     }
 
     #[test]

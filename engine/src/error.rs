@@ -105,13 +105,15 @@ impl EngineError {
                 | CatalogError::DestinationNotFound(_)
                 | CatalogError::UserNotFound(_)
                 | CatalogError::RoleNotFound(_)
-                | CatalogError::GranteeNotFound(_) => ErrorKind::NotFound,
+                | CatalogError::GranteeNotFound(_)
+                | CatalogError::IngestKeyNotFound(_) => ErrorKind::NotFound,
                 CatalogError::SchemaExists(_)
                 | CatalogError::TableExists { .. }
                 | CatalogError::SegmentExists(_)
                 | CatalogError::DestinationExists(_)
                 | CatalogError::UserExists(_)
-                | CatalogError::RoleExists(_) => ErrorKind::AlreadyExists,
+                | CatalogError::RoleExists(_)
+                | CatalogError::IngestKeyExists(_) => ErrorKind::AlreadyExists,
                 CatalogError::SegmentInUse { .. }
                 | CatalogError::SegmentCycle(_)
                 | CatalogError::DestinationInUse { .. }

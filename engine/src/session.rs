@@ -59,6 +59,16 @@ pub struct TableInfo {
     pub arrow_schema: SchemaRef,
 }
 
+/// An ingest key of the collector (`CREATE INGEST KEY`), without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestKeyInfo {
+    pub name: String,
+    /// The one table it appends to.
+    pub table: TableReference,
+    /// Browser origins allowed to post with it.
+    pub origins: Vec<String>,
+}
+
 /// One client's SQL session: its own settings (`SET ...`), shared engine.
 pub struct Session {
     engine: Arc<Engine>,
@@ -194,6 +204,7 @@ impl Session {
             Plan::Seglake(statement) => {
                 let rows = match &statement {
                     SeglakeStatement::Segment(s) => crate::commands::segments::result_schema(s),
+                    SeglakeStatement::Security(s) => crate::commands::security::result_schema(s),
                     _ => None,
                 };
                 return Ok(Prepared {
@@ -285,6 +296,21 @@ impl Session {
             },
         )?;
         Ok(())
+    }
+
+    /// The ingest key whose secret is `key` in the newest catalog: its
+    /// name and the table it appends to (`None`: no such key).
+    pub async fn ingest_key(&self, key: &str) -> Result<Option<IngestKeyInfo>> {
+        let snapshot = self.engine.catalog().await?;
+        Ok(snapshot
+            .state
+            .security
+            .ingest_key(key)
+            .map(|(name, k)| IngestKeyInfo {
+                name: name.to_string(),
+                table: TableReference::full(DEFAULT_CATALOG, k.schema.clone(), k.table.clone()),
+                origins: k.origins.clone(),
+            }))
     }
 
     /// Refreshes a segment as the scheduler does (a statement of its own,

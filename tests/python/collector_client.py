@@ -34,9 +34,16 @@ def basic(user: str = h.DEFAULT_USER, password: str = h.DEFAULT_PASSWORD) -> str
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def request(url: str, *, method: str = "GET", body: bytes | None = None, authorization: str | None = None):
+def request(
+    url: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    authorization: str | None = None,
+    headers: dict[str, str] | None = None,
+):
     """(status, headers, parsed JSON body or None)."""
-    req = urllib.request.Request(url, data=body, method=method)
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     if body is not None:
         req.add_header("Content-Type", "application/json")
     if authorization:
@@ -62,10 +69,21 @@ def health(base_url: str) -> dict:
     return body
 
 
-def post_events(base_url: str, events, *, authorization: str | None = None, raw: bytes | None = None):
+def post_events(
+    base_url: str,
+    events,
+    *,
+    authorization: str | None = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+):
     body = raw if raw is not None else json.dumps(events).encode()
     return request(
-        f"{base_url}/v1/events", method="POST", body=body, authorization=authorization or basic()
+        f"{base_url}/v1/events",
+        method="POST",
+        body=body,
+        authorization=authorization or basic(),
+        headers=headers,
     )
 
 

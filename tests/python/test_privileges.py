@@ -163,3 +163,61 @@ def test_the_collector_takes_events_from_users_with_insert_only(pair, root):
         refused(tag, "SELECT count(*) FROM events")
     finally:
         tag.close()
+
+
+def test_ingest_keys_only_append_through_the_collector(pair, root):
+    a, _, _ = pair
+    shop, evil = "https://shop.example", "https://evil.example"
+    rows = h.rows(h.run_sql(root, f"CREATE INGEST KEY web FOR TABLE events ALLOW ORIGIN '{shop}'"))
+    assert len(rows) == 1 and rows[0][0] == "web" and rows[0][1] == "public.events", rows
+    key = rows[0][2]
+    assert key.startswith("sgk_") and len(key) == 68
+    bearer = f"Bearer {key}"
+    before = h.rows(h.run_sql(root, "SELECT count(*) FROM events"))[0][0]
+
+    # Server to server (no Origin): appended.
+    events = cc.make_events(random.Random(7), "key-", 4)
+    status, _, body = cc.post_events(a.collector_url, events, authorization=bearer)
+    assert status == 200 and body["accepted"] == 4, body
+    # From the allowed origin: appended, and the answer allows that origin.
+    more = cc.make_events(random.Random(8), "key2-", 2)
+    status, headers, body = cc.post_events(a.collector_url, more, authorization=bearer, headers={"Origin": shop})
+    assert status == 200, body
+    assert headers["Access-Control-Allow-Origin"] == shop
+    # From another origin: refused, nothing written.
+    status, headers, body = cc.post_events(
+        a.collector_url, cc.make_events(random.Random(9), "evil-", 2), authorization=bearer, headers={"Origin": evil}
+    )
+    assert status == 403, body
+    assert "Access-Control-Allow-Origin" not in headers
+    assert h.rows(h.run_sql(root, "SELECT count(*) FROM events"))[0][0] == before + 6
+
+    # The browser's preflight: allowed for the key's origin only.
+    status, headers, _ = cc.request(f"{a.collector_url}/v1/events", method="OPTIONS", headers={"Origin": shop})
+    assert status == 204
+    assert headers["Access-Control-Allow-Origin"] == shop
+    assert "authorization" in headers["Access-Control-Allow-Headers"]
+    status, headers, _ = cc.request(f"{a.collector_url}/v1/events", method="OPTIONS", headers={"Origin": evil})
+    assert status == 403
+    assert "Access-Control-Allow-Origin" not in headers
+
+    # Not a login: neither as the key's name nor with the key as password.
+    for user in ("web", key):
+        login_fails(a, user, key)
+    # A key for another table cannot post into the collector's.
+    h.run_command(root, "CREATE TABLE other_events AS SELECT * FROM events LIMIT 0")
+    other = h.rows(h.run_sql(root, "CREATE INGEST KEY other FOR TABLE other_events"))[0][2]
+    status, _, body = cc.post_events(a.collector_url, events, authorization=f"Bearer {other}")
+    assert status == 403 and "appends to" in body["error"], body
+    # Unknown and dropped keys: 401.
+    status, _, _ = cc.post_events(a.collector_url, events, authorization="Bearer sgk_" + "0" * 64)
+    assert status == 401
+    h.run_command(root, "DROP INGEST KEY web")
+    status, _, _ = cc.post_events(a.collector_url, events, authorization=bearer)
+    assert status == 401
+    # The catalog keeps a digest, never the key; the system table neither.
+    listed = h.rows(h.run_sql(root, "SELECT * FROM system.ingest_keys"))
+    assert all(key not in str(r) and other not in str(r) for r in listed)
+    catalog = "".join(p.read_text() for p in (pair[2] / "_seglake" / "catalog").glob("*.json"))
+    assert key not in catalog and other not in catalog
+    assert h.rows(h.run_sql(root, "SELECT count(*) FROM events"))[0][0] == before + 6

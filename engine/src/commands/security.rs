@@ -2,11 +2,33 @@
 //! each, so every server sharing the warehouse sees them at its next
 //! statement or login.
 
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::physical_plan::memory::MemoryStream;
 use seglake_catalog::security::{self as model, Grant};
 
 use crate::pipeline::{Outcome, StatementContext};
 use crate::sql::security::{Password, SecurityStatement};
 use crate::{EngineError, Result};
+
+/// The rows a statement answers (`CREATE INGEST KEY`: the key, once), or
+/// `None` for a command.
+pub(crate) fn result_schema(statement: &SecurityStatement) -> Option<SchemaRef> {
+    match statement {
+        SecurityStatement::CreateIngestKey { .. } => Some(ingest_key_schema()),
+        _ => None,
+    }
+}
+
+fn ingest_key_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("table", DataType::Utf8, false),
+        Field::new("key", DataType::Utf8, false),
+    ]))
+}
 
 /// An argon2id hash of the password, made on the blocking pool (tens of
 /// milliseconds of CPU and 19 MiB by design).
@@ -142,6 +164,48 @@ impl StatementContext {
                         }
                         Ok(())
                     })
+                    .await?;
+            }
+            SecurityStatement::CreateIngestKey {
+                name,
+                schema,
+                table,
+                origins,
+            } => {
+                self.check_securable(&model::Securable::Table {
+                    schema: schema.clone(),
+                    table: table.clone(),
+                })?;
+                let key = model::new_ingest_key();
+                let entry = model::IngestKey {
+                    schema: schema.clone(),
+                    table: table.clone(),
+                    origins,
+                    key_sha256: model::ingest_key_digest(&key),
+                    created_at: now,
+                    created_by: by.clone(),
+                };
+                catalog
+                    .update(|st| st.security.create_ingest_key(&name, entry.clone()))
+                    .await?;
+                let schema_ref = ingest_key_schema();
+                let batch = RecordBatch::try_new(
+                    Arc::clone(&schema_ref),
+                    vec![
+                        Arc::new(StringArray::from(vec![name])),
+                        Arc::new(StringArray::from(vec![format!("{schema}.{table}")])),
+                        Arc::new(StringArray::from(vec![key])),
+                    ],
+                )?;
+                let stream = MemoryStream::try_new(vec![batch], Arc::clone(&schema_ref), None)?;
+                return Ok(Outcome::Rows {
+                    schema: schema_ref,
+                    stream: Box::pin(stream),
+                });
+            }
+            SecurityStatement::DropIngestKey { name, if_exists } => {
+                catalog
+                    .update(|st| st.security.drop_ingest_key(&name, if_exists))
                     .await?;
             }
             SecurityStatement::Privileges {

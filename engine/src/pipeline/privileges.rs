@@ -30,8 +30,14 @@ pub(crate) const RUNTIME_SETTINGS_RULE: &str = "no-runtime-settings";
 /// System tables holding secrets or personal data (passwords' owners,
 /// grants, erased ids, destinations' URLs, delivery errors):
 /// administrators only, whatever is granted.
-const SENSITIVE_SYSTEM_TABLES: [&str; 5] =
-    ["users", "grants", "erasures", "destinations", "activations"];
+const SENSITIVE_SYSTEM_TABLES: [&str; 6] = [
+    "users",
+    "grants",
+    "ingest_keys",
+    "erasures",
+    "destinations",
+    "activations",
+];
 
 /// One thing a statement needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,8 @@
 //!     TO grantee [, ...]
 //! REVOKE ... FROM grantee [, ...]
 //! SHOW GRANTS [FOR name]
+//! CREATE INGEST KEY name FOR TABLE t [ALLOW ORIGIN 'https://a' [, ...]]
+//! DROP INGEST KEY [IF EXISTS] name
 //! ```
 //!
 //! A password is a string literal or a `?`/`$n` parameter. Errors never
@@ -75,6 +77,18 @@ pub(crate) enum SecurityStatement {
         users: Vec<String>,
         revoke: bool,
     },
+    /// `CREATE INGEST KEY name FOR TABLE t [ALLOW ORIGIN ...]`: answers
+    /// one row, the key.
+    CreateIngestKey {
+        name: String,
+        schema: String,
+        table: String,
+        origins: Vec<String>,
+    },
+    DropIngestKey {
+        name: String,
+        if_exists: bool,
+    },
     /// `GRANT privilege ON object TO grantee` (`revoke`: `REVOKE ...`).
     Privileges {
         privileges: Vec<Privilege>,
@@ -99,7 +113,9 @@ pub(crate) fn is_security_statement(words: &[String]) -> bool {
     let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
     matches!(
         (w(0), w(1)),
-        ("CREATE" | "DROP", "USER" | "ROLE") | ("ALTER", "USER") | ("GRANT" | "REVOKE", _)
+        ("CREATE" | "DROP", "USER" | "ROLE" | "INGEST")
+            | ("ALTER", "USER")
+            | ("GRANT" | "REVOKE", _)
     )
 }
 
@@ -205,7 +221,33 @@ fn password(p: &mut Parser<'_>) -> Result<Password> {
 /// Parses a statement [`is_security_statement`] recognised.
 pub(crate) fn parse(mut p: Parser<'_>) -> Result<SecurityStatement> {
     let statement = if word(&mut p, "CREATE") {
-        if word(&mut p, "USER") {
+        if word(&mut p, "INGEST") {
+            expect(&mut p, "KEY", INGEST_KEY_USAGE)?;
+            let name = name(&mut p, "ingest key")?;
+            expect(&mut p, "FOR", INGEST_KEY_USAGE)?;
+            let _ = p.parse_keyword(Keyword::TABLE);
+            let (schema, table) = table_name(&mut p)?;
+            let mut origins = vec![];
+            if word(&mut p, "ALLOW") {
+                expect(&mut p, "ORIGIN", INGEST_KEY_USAGE)?;
+                loop {
+                    origins.push(p.parse_literal_string().map_err(|_| {
+                        EngineError::InvalidArgument(format!(
+                            "expected an origin string: {INGEST_KEY_USAGE}"
+                        ))
+                    })?);
+                    if !p.consume_token(&Token::Comma) {
+                        break;
+                    }
+                }
+            }
+            SecurityStatement::CreateIngestKey {
+                name,
+                schema,
+                table,
+                origins,
+            }
+        } else if word(&mut p, "USER") {
             let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
             let name = name(&mut p, "user")?;
             let password = password(&mut p)?;
@@ -227,6 +269,13 @@ pub(crate) fn parse(mut p: Parser<'_>) -> Result<SecurityStatement> {
         let password = password(&mut p)?;
         return Ok(SecurityStatement::AlterUser { name, password });
     } else if word(&mut p, "DROP") {
+        if word(&mut p, "INGEST") {
+            expect(&mut p, "KEY", "DROP INGEST KEY [IF EXISTS] name")?;
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = name(&mut p, "ingest key")?;
+            end(&mut p)?;
+            return Ok(SecurityStatement::DropIngestKey { name, if_exists });
+        }
         let user = word(&mut p, "USER");
         if !user {
             expect(&mut p, "ROLE", "DROP USER or DROP ROLE")?;
@@ -316,29 +365,8 @@ fn grant(p: &mut Parser<'_>, revoke: bool) -> Result<SecurityStatement> {
         }
     } else {
         let _ = p.parse_keyword(Keyword::TABLE);
-        let name = p.parse_object_name(false).map_err(parse_error)?;
-        let parts = super::seglake::object_name_parts(&name);
-        match parts.as_slice() {
-            [table] => Securable::Table {
-                schema: seglake_catalog::DEFAULT_SCHEMA.to_string(),
-                table: table.clone(),
-            },
-            [schema, table] => Securable::Table {
-                schema: schema.clone(),
-                table: table.clone(),
-            },
-            [catalog, schema, table] if catalog == seglake_catalog::DEFAULT_CATALOG => {
-                Securable::Table {
-                    schema: schema.clone(),
-                    table: table.clone(),
-                }
-            }
-            _ => {
-                return Err(EngineError::InvalidArgument(format!(
-                    "'{name}' is not a table name: use table, schema.table or seglake.schema.table"
-                )));
-            }
-        }
+        let (schema, table) = table_name(p)?;
+        Securable::Table { schema, table }
     };
     let privileges = if all {
         if !items.is_empty() {
@@ -369,6 +397,26 @@ fn grant(p: &mut Parser<'_>, revoke: bool) -> Result<SecurityStatement> {
         grantees,
         revoke,
     })
+}
+
+const INGEST_KEY_USAGE: &str =
+    "CREATE INGEST KEY name FOR TABLE t [ALLOW ORIGIN 'https://shop.example' [, ...]]";
+
+/// `table`, `schema.table` or `seglake.schema.table` (the default schema
+/// is `public`, as the catalog's).
+fn table_name(p: &mut Parser<'_>) -> Result<(String, String)> {
+    let name = p.parse_object_name(false).map_err(parse_error)?;
+    let parts = super::seglake::object_name_parts(&name);
+    match parts.as_slice() {
+        [table] => Ok((seglake_catalog::DEFAULT_SCHEMA.to_string(), table.clone())),
+        [schema, table] => Ok((schema.clone(), table.clone())),
+        [catalog, schema, table] if catalog == seglake_catalog::DEFAULT_CATALOG => {
+            Ok((schema.clone(), table.clone()))
+        }
+        _ => Err(EngineError::InvalidArgument(format!(
+            "'{name}' is not a table name: use table, schema.table or seglake.schema.table"
+        ))),
+    }
 }
 
 /// A schema name: one identifier.
@@ -517,6 +565,40 @@ mod tests {
                 revoke: false,
             }
         );
+    }
+
+    #[test]
+    fn ingest_keys() {
+        assert_eq!(
+            parse("CREATE INGEST KEY web FOR TABLE events ALLOW ORIGIN 'https://a.example', 'http://b:8080'")
+                .unwrap(),
+            SecurityStatement::CreateIngestKey {
+                name: "web".into(),
+                schema: "public".into(),
+                table: "events".into(),
+                origins: vec!["https://a.example".into(), "http://b:8080".into()],
+            }
+        );
+        assert_eq!(
+            parse("create ingest key srv for crm.hits").unwrap(),
+            SecurityStatement::CreateIngestKey {
+                name: "srv".into(),
+                schema: "crm".into(),
+                table: "hits".into(),
+                origins: vec![],
+            }
+        );
+        assert_eq!(
+            parse("DROP INGEST KEY IF EXISTS web").unwrap(),
+            SecurityStatement::DropIngestKey {
+                name: "web".into(),
+                if_exists: true,
+            }
+        );
+        let e = parse("CREATE INGEST KEY web TABLE events")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected FOR"), "{e}");
     }
 
     #[test]

@@ -213,6 +213,8 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
         ));
     let app = Router::new()
         .route("/health", get(health))
+        // A browser's CORS preflight carries no credentials.
+        .route("/v1/events", axum::routing::options(preflight))
         .merge(events)
         .with_state(state)
         // The client's address, for the login throttle.
@@ -366,10 +368,15 @@ async fn require_basic_auth(
     request: Request,
     next: Next,
 ) -> Response {
-    let credentials = request
+    let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.to_str().ok());
+    if let Some(key) = authorization.and_then(|v| strip_scheme(v, "bearer")) {
+        let key = key.trim().to_string();
+        return with_ingest_key(&state, &key, request, next).await;
+    }
+    let credentials = authorization
         .and_then(|v| strip_scheme(v, "basic"))
         .and_then(|b64| decode_basic(b64).ok());
     let peer = request
@@ -407,6 +414,110 @@ async fn require_basic_auth(
             error_response(StatusCode::INTERNAL_SERVER_ERROR, refused.to_string())
         }
     }
+}
+
+/// The `Origin` header of a browser's request.
+fn origin_of(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Whether ingest key `info` appends to the collector's table.
+fn for_this_table(state: &AppState, info: &seglake_engine::IngestKeyInfo) -> bool {
+    info.table.schema() == state.table.schema() && info.table.table() == state.table.table()
+}
+
+/// A request with `Authorization: Bearer <ingest key>`: the key must exist
+/// (in the newest catalog), append to this collector's table and, from a
+/// browser, allow the request's origin; the answer then allows that origin
+/// (CORS). An unknown key is 401, a key for another table or origin 403.
+async fn with_ingest_key(state: &AppState, key: &str, request: Request, next: Next) -> Response {
+    let found = match state.engine.session(COLLECTOR_USER) {
+        Ok(session) => session.ingest_key(key).await,
+        Err(e) => Err(e),
+    };
+    let info = match found {
+        Ok(Some(info)) => info,
+        Ok(None) => {
+            warn!("collector: request with an unknown ingest key refused");
+            return error_response(StatusCode::UNAUTHORIZED, "unknown ingest key");
+        }
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if !for_this_table(state, &info) {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            format!(
+                "ingest key '{}' appends to {}, and this collector writes {}",
+                info.name, info.table, state.table
+            ),
+        );
+    }
+    let origin = origin_of(&request);
+    if let Some(origin) = &origin
+        && !info.origins.contains(origin)
+    {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            format!(
+                "ingest key '{}' does not allow the origin {origin} (CREATE INGEST KEY ... ALLOW ORIGIN)",
+                info.name
+            ),
+        );
+    }
+    let mut response = next.run(request).await;
+    if let Some(origin) = origin
+        && let Ok(value) = header::HeaderValue::from_str(&origin)
+    {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        headers.insert(header::VARY, header::HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+/// The CORS preflight of `POST /v1/events`: allowed for an origin that an
+/// ingest key of this collector's table allows (the preflight carries no
+/// key: the POST itself is checked against its key's origins).
+async fn preflight(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let Some(origin) = origin_of(&request) else {
+        return error_response(StatusCode::BAD_REQUEST, "a CORS preflight needs an Origin");
+    };
+    let allowed = match state.engine.catalog().await {
+        Ok(snapshot) => snapshot.state.security.ingest_keys.values().any(|k| {
+            k.schema == state.table.schema().unwrap_or_default()
+                && k.table == state.table.table()
+                && k.origins.contains(&origin)
+        }),
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let Ok(value) = header::HeaderValue::from_str(&origin) else {
+        return error_response(StatusCode::FORBIDDEN, "origin not allowed");
+    };
+    if !allowed {
+        return error_response(StatusCode::FORBIDDEN, "origin not allowed");
+    }
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    headers.insert(header::VARY, header::HeaderValue::from_static("Origin"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::HeaderValue::from_static("POST"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        header::HeaderValue::from_static("authorization, content-type"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        header::HeaderValue::from_static("600"),
+    );
+    response
 }
 
 /// Passes a request whose user may append to the collector's table (the

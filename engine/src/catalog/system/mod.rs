@@ -9,8 +9,8 @@
 //!   statement is planned: `table_history` (every commit of every managed
 //!   table), `erasures` (receipts of `FORGET PROFILE`), `workers` (the
 //!   workers of a distributed coordinator), `segments`,
-//!   `segment_versions`, `destinations`, `users` and `grants` (users,
-//!   roles and privileges);
+//!   `segment_versions`, `destinations`, `users`, `grants` and
+//!   `ingest_keys` (users, roles, privileges, the collector's keys);
 //! - a [`SystemView`] is a query over the `segment_data` Delta tables,
 //!   planned as a view when a statement resolves it (its schema is the one
 //!   of those tables, and filters and projections reach their scans):
@@ -29,6 +29,7 @@ mod activations;
 mod destinations;
 mod erasures;
 mod grants;
+mod ingest_keys;
 mod segment_changes;
 mod segment_history;
 mod segment_overlap;
@@ -73,6 +74,7 @@ static REGISTRY: &[Entry] = &[
     Entry::Table(&destinations::Destinations),
     Entry::Table(&users::Users),
     Entry::Table(&grants::Grants),
+    Entry::Table(&ingest_keys::IngestKeys),
     Entry::View(&segment_history::SegmentHistory),
     Entry::View(&segment_changes::SegmentChanges),
     Entry::View(&segment_overlap::SegmentOverlap),
@@ -661,12 +663,15 @@ mod tests {
             ("activations", "VIEW"),
             ("destinations", "BASE TABLE"),
             ("erasures", "BASE TABLE"),
+            ("grants", "BASE TABLE"),
+            ("ingest_keys", "BASE TABLE"),
             ("segment_changes", "VIEW"),
             ("segment_history", "VIEW"),
             ("segment_overlap", "VIEW"),
             ("segment_versions", "BASE TABLE"),
             ("segments", "BASE TABLE"),
             ("table_history", "BASE TABLE"),
+            ("users", "BASE TABLE"),
             ("workers", "BASE TABLE"),
         ];
         assert_eq!(
@@ -770,6 +775,6 @@ mod tests {
         let count = names.len();
         names.dedup();
         assert_eq!(names.len(), count, "duplicate names");
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 13);
     }
 }
