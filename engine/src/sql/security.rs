@@ -256,12 +256,13 @@ pub(crate) fn parse(mut p: Parser<'_>) -> Result<SecurityStatement> {
                 password,
                 if_not_exists,
             });
-        }
-        expect(&mut p, "ROLE", "CREATE USER or CREATE ROLE")?;
-        let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
-        SecurityStatement::CreateRole {
-            name: name(&mut p, "role")?,
-            if_not_exists,
+        } else {
+            expect(&mut p, "ROLE", "CREATE USER or CREATE ROLE")?;
+            let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            SecurityStatement::CreateRole {
+                name: name(&mut p, "role")?,
+                if_not_exists,
+            }
         }
     } else if word(&mut p, "ALTER") {
         expect(&mut p, "USER", "ALTER USER name WITH PASSWORD '...'")?;
