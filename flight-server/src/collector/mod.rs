@@ -49,6 +49,9 @@ use crate::tls::{PlainListener, TlsListener};
 /// creates the table if missing; no one logs in with it).
 pub const COLLECTOR_USER: &str = "seglake-collector";
 
+/// The challenge of a 401: a user's password or an ingest key.
+const CHALLENGE: &str = r#"Basic realm="seglake", charset="UTF-8", Bearer realm="seglake""#;
+
 /// The table the collector writes.
 pub const TABLE_SCHEMA: &str = seglake_engine::DEFAULT_SCHEMA;
 pub const TABLE_NAME: &str = "events";
@@ -398,7 +401,7 @@ async fn require_basic_auth(
             );
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static(r#"Basic realm="seglake", charset="UTF-8""#),
+                header::HeaderValue::from_static(CHALLENGE),
             );
             response
         }
@@ -443,7 +446,12 @@ async fn with_ingest_key(state: &AppState, key: &str, request: Request, next: Ne
         Ok(Some(info)) => info,
         Ok(None) => {
             warn!("collector: request with an unknown ingest key refused");
-            return error_response(StatusCode::UNAUTHORIZED, "unknown ingest key");
+            let mut response = error_response(StatusCode::UNAUTHORIZED, "unknown ingest key");
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(CHALLENGE),
+            );
+            return response;
         }
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
