@@ -21,6 +21,7 @@ use crate::distributed::{Cluster, ClusterConfig};
 use crate::egress::EgressPolicy;
 use crate::pipeline::Handles;
 use crate::storage::Storage;
+use crate::storage::audit::AuditRecord;
 use crate::{EngineError, Result, Session};
 
 /// How to open an [`Engine`].
@@ -56,6 +57,8 @@ pub struct EngineConfig {
     /// for an engine embedded in a program or a test, where every user is
     /// an administrator.
     pub administrators: Option<Vec<String>>,
+    /// Days the audit trail keeps (`--audit-retention-days`).
+    pub audit_retention_days: u32,
 }
 
 impl EngineConfig {
@@ -71,6 +74,7 @@ impl EngineConfig {
             allow_locations: vec![],
             allow_webhooks: vec![],
             administrators: None,
+            audit_retention_days: 400,
         }
     }
 }
@@ -123,6 +127,7 @@ impl Engine {
             runtime,
             cluster.is_some(),
             &config.allow_locations,
+            config.audit_retention_days,
         )?);
         let administrators = config
             .administrators
@@ -138,7 +143,25 @@ impl Engine {
         });
         // A bad `--datafusion-config` setting fails here, at start.
         engine.storage.set_scan_session(engine.session_state()?);
+        tokio::spawn(write_audit(Arc::downgrade(&engine.storage)));
         Ok(engine)
+    }
+
+    /// Adds a record to the audit trail (written in the next batch).
+    pub fn audit(&self, record: AuditRecord) {
+        if self.storage.audit().record(record) {
+            let storage = Arc::clone(&self.storage);
+            tokio::spawn(async move {
+                if let Err(e) = storage.audit().flush().await {
+                    tracing::warn!(error = %e, "audit records not written yet");
+                }
+            });
+        }
+    }
+
+    /// Writes the buffered audit records now (a server stopping).
+    pub async fn flush_audit(&self) -> Result<()> {
+        self.storage.audit().flush().await
     }
 
     /// The storage handle (statements get it through [`Engine::handles`]).
@@ -332,5 +355,27 @@ impl Engine {
             "demo warehouse installed"
         );
         Ok(Some(summary))
+    }
+}
+
+/// Writes the audit trail's batches every `FLUSH_INTERVAL` and expires old
+/// days at start and daily, while the storage lives.
+async fn write_audit(storage: std::sync::Weak<Storage>) {
+    let mut expired_at: Option<std::time::Instant> = None;
+    loop {
+        let Some(storage) = storage.upgrade() else {
+            return;
+        };
+        if expired_at.is_none_or(|at| at.elapsed() > std::time::Duration::from_secs(86_400)) {
+            expired_at = Some(std::time::Instant::now());
+            if let Err(e) = storage.audit().expire(chrono::Utc::now()).await {
+                tracing::warn!(error = %e, "old audit records not deleted");
+            }
+        }
+        if let Err(e) = storage.audit().flush().await {
+            tracing::warn!(error = %e, "audit records not written yet (kept for the next batch)");
+        }
+        drop(storage);
+        tokio::time::sleep(crate::storage::audit::FLUSH_INTERVAL).await;
     }
 }

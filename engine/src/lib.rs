@@ -33,6 +33,7 @@ pub use pipeline::{IngestMode, Outcome, StatementKind};
 pub use seglake_catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, S3Options, SYSTEM_SCHEMA};
 pub use seglake_demo as demo;
 pub use session::{IngestKeyInfo, PlannedQuery, Prepared, Session, TableInfo};
+pub use storage::audit::AuditRecord;
 
 /// Re-exported so that callers use the exact versions the engine uses.
 pub use datafusion;

@@ -12,9 +12,12 @@ use futures::Stream;
 use seglake_catalog::DEFAULT_CATALOG;
 use tracing::warn;
 
-use crate::pipeline::{Outcome, Plan, Source, StatementContext, StatementKind, check, classify};
+use crate::pipeline::{
+    Access, Kind, Outcome, Plan, Source, StatementContext, StatementKind, check, classify,
+};
 use crate::sql::{self, Parsed, SeglakeStatement};
-use crate::{Engine, EngineError, IngestMode, Result};
+use crate::storage::audit::AuditRecord;
+use crate::{Engine, EngineError, ErrorKind, IngestMode, Result};
 
 /// A statement planned but not executed.
 #[derive(Debug, Clone)]
@@ -198,7 +201,7 @@ impl Session {
     pub async fn prepare(&self, sql: &str, params: &[ScalarValue]) -> Result<Prepared> {
         let cx = self.begin(Source::Sql).await?;
         let (plan, parameters) = self.plan(&cx, sql, params, false).await?;
-        check(&cx, &plan)?;
+        self.checked(&cx, &plan)?;
         let plan = match plan {
             Plan::DataFusion { plan, .. } => plan,
             Plan::Seglake(statement) => {
@@ -243,8 +246,11 @@ impl Session {
     pub async fn execute(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Outcome> {
         let cx = self.begin(Source::Sql).await?;
         let (plan, _) = self.plan(&cx, sql, &params, true).await?;
-        check(&cx, &plan)?;
-        cx.run(plan, &self.ctx).await
+        let access = self.checked(&cx, &plan)?;
+        let kind = plan.kind();
+        let result = cx.run(plan, &self.ctx).await;
+        self.audited(&cx, kind, &access, &result);
+        result
     }
 
     /// Runs a query [`Session::prepare`] planned and checked, without
@@ -275,9 +281,12 @@ impl Session {
             table: table_name.clone(),
             replace: mode == IngestMode::Replace,
         };
-        check(&cx, &plan)?;
-        cx.ingest(&schema_name, &table_name, mode, schema, batches)
-            .await
+        let access = self.checked(&cx, &plan)?;
+        let result = cx
+            .ingest(&schema_name, &table_name, mode, schema, batches)
+            .await;
+        self.audited(&cx, Kind::Ingest, &access, &result);
+        result
     }
 
     /// Refuses (`PERMISSION_DENIED`) unless this session's user may append
@@ -287,7 +296,7 @@ impl Session {
     pub async fn check_append(&self, table: &TableReference) -> Result<()> {
         let cx = self.begin(Source::Ingest).await?;
         let (schema, table) = cx.resolve_table_name(table)?;
-        check(
+        self.checked(
             &cx,
             &Plan::Ingest {
                 schema,
@@ -322,8 +331,55 @@ impl Session {
                 name: Some(name.to_string()),
             },
         ));
-        check(&cx, &plan)?;
-        cx.run(plan, &self.ctx).await.map(|_| ())
+        let access = self.checked(&cx, &plan)?;
+        let result = cx.run(plan, &self.ctx).await.map(|_| ());
+        self.audited(&cx, Kind::Segment, &access, &result);
+        result
+    }
+
+    /// The check step; a refusal goes to the audit trail.
+    fn checked(&self, cx: &StatementContext, plan: &Plan) -> Result<Access> {
+        check(cx, plan).inspect_err(|e| {
+            if e.kind() == ErrorKind::PermissionDenied {
+                let objects = Access::of(cx, plan)
+                    .map(|a| a.described())
+                    .unwrap_or_default();
+                self.audit(cx, plan.kind(), objects, "denied", Some(e.to_string()));
+            }
+        })
+    }
+
+    /// A statement that changes something goes to the audit trail, with
+    /// its outcome.
+    fn audited<T>(&self, cx: &StatementContext, kind: Kind, access: &Access, result: &Result<T>) {
+        if !access.changes() {
+            return;
+        }
+        let (outcome, message) = match result {
+            Ok(_) => ("ok", None),
+            Err(e) => ("failed", Some(e.to_string())),
+        };
+        self.audit(cx, kind, access.described(), outcome, message);
+    }
+
+    fn audit(
+        &self,
+        cx: &StatementContext,
+        kind: Kind,
+        objects: Vec<String>,
+        outcome: &str,
+        message: Option<String>,
+    ) {
+        self.engine.audit(AuditRecord {
+            at: chrono::Utc::now(),
+            user: cx.user().to_string(),
+            client: None,
+            kind: kind.label().to_string(),
+            objects,
+            outcome: outcome.to_string(),
+            message,
+            statement: Some(cx.id().to_string()),
+        });
     }
 
     /// Schemas of the catalog, built-in ones included, sorted.

@@ -333,6 +333,23 @@ impl Users {
         let _ = self.inner.catalog.set(engine);
     }
 
+    /// A refused login, in the audit trail of the engine's warehouse (the
+    /// name cut as in the logs; the trail's JSON escapes it).
+    fn audit_login(&self, user: &str, peer: Option<IpAddr>, message: &str) {
+        if let Some(engine) = self.inner.catalog.get() {
+            engine.audit(seglake_engine::AuditRecord {
+                at: chrono::Utc::now(),
+                user: user.chars().take(SHOWN_NAME_CHARS).collect(),
+                client: peer.map(|p| p.to_string()),
+                kind: "login".into(),
+                objects: vec![],
+                outcome: "denied".into(),
+                message: Some(message.into()),
+                statement: None,
+            });
+        }
+    }
+
     /// The password hash `user` logs in with now: a server user's, or the
     /// catalog's for a user made in SQL; `None` for an unknown name.
     async fn current_hash(&self, user: &str) -> Result<Option<String>, LoginError> {
@@ -428,6 +445,11 @@ impl Users {
                 .lock()
                 .blocked(&name_key, address.as_ref(), self.clock().now());
         if let Some(retry_after) = blocked {
+            self.audit_login(
+                user,
+                peer,
+                "too many recent failures: refused without checking",
+            );
             warn!(
                 user = %shown(user),
                 peer = %shown_peer(peer),
@@ -448,6 +470,7 @@ impl Users {
                 .throttle
                 .lock()
                 .failed(name_key, address, self.clock().now());
+            self.audit_login(user, peer, "invalid user name or password");
             warn!(
                 user = %shown(user),
                 peer = %shown_peer(peer),

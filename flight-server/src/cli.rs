@@ -448,6 +448,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SEGLAKE_MAX_SESSIONS_PER_USER", default_value_t = 64)]
     pub max_sessions_per_user: usize,
 
+    /// Days the audit trail (`system.audit`) keeps its records; older days
+    /// are deleted at start and daily.
+    #[arg(long, env = "SEGLAKE_AUDIT_RETENTION_DAYS", default_value_t = 400)]
+    pub audit_retention_days: u32,
+
     /// Largest DoPut message in MiB (bulk ingest, parameter batches; ADBC
     /// sends up to 16 MiB). Other calls take messages up to 16 MiB.
     #[arg(long, env = "SEGLAKE_MAX_MESSAGE_MB", default_value_t = 64)]
@@ -502,9 +507,13 @@ async fn open_engine(
     cluster: Option<ClusterConfig>,
     allow_webhooks: &[String],
     administrators: Option<Vec<String>>,
+    audit_retention_days: Option<u32>,
 ) -> Result<std::sync::Arc<Engine>> {
     let mut config = EngineConfig::new(warehouse.warehouse.clone());
     config.administrators = administrators;
+    if let Some(days) = audit_retention_days {
+        config.audit_retention_days = days.max(1);
+    }
     config.allow_webhooks = allow_webhooks.to_vec();
     config.s3 = warehouse.s3();
     config.allow_locations = warehouse.allow_locations.clone();
@@ -611,6 +620,7 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
                 .map(str::to_string)
                 .collect(),
         ),
+        Some(args.audit_retention_days),
     )
     .await?;
     users.with_catalog_of(std::sync::Arc::clone(&engine));
@@ -646,7 +656,8 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
     });
     let collector = match collector_options {
         Some(options) => {
-            let collector = crate::collector::start(engine, options).await?;
+            let collector =
+                crate::collector::start(std::sync::Arc::clone(&engine), options).await?;
             // The second line on standard output (after `listening on`).
             #[allow(clippy::print_stdout)]
             {
@@ -656,7 +667,12 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
         }
         None => None,
     };
-    stop_on_signal(server, collector, args.shutdown_grace_secs).await
+    let stopped = stop_on_signal(server, collector, args.shutdown_grace_secs).await;
+    // The last audit records (the collector's last commits included).
+    if let Err(e) = engine.flush_audit().await {
+        warn!(error = %e, "the last audit records could not be written");
+    }
+    stopped
 }
 
 /// Waits for SIGINT/SIGTERM, then stops `server` (and the collector)
@@ -701,7 +717,15 @@ pub async fn worker(args: WorkerArgs, on_listening: impl FnOnce(SocketAddr)) -> 
     };
     // Before the warehouse is opened: a refused start leaves nothing behind.
     options.check()?;
-    let engine = open_engine(&args.warehouse, Some(&args.execution), None, &[], None).await?;
+    let engine = open_engine(
+        &args.warehouse,
+        Some(&args.execution),
+        None,
+        &[],
+        None,
+        None,
+    )
+    .await?;
     let server = start_worker(engine, options).await?;
     on_listening(server.addr());
     stop_on_signal(server, None, args.shutdown_grace_secs).await
@@ -718,7 +742,7 @@ impl Drop for AbortOnDrop {
 
 /// `seglake demo`.
 pub async fn demo(args: DemoArgs) -> Result<()> {
-    let engine = open_engine(&args.warehouse, None, None, &[], None).await?;
+    let engine = open_engine(&args.warehouse, None, None, &[], None, None).await?;
     install_demo(&engine, &args.demo_size, true).await
 }
 

@@ -221,3 +221,38 @@ def test_ingest_keys_only_append_through_the_collector(pair, root):
     catalog = "".join(p.read_text() for p in (pair[2] / "_seglake" / "catalog").glob("*.json"))
     assert key not in catalog and other not in catalog
     assert h.rows(h.run_sql(root, "SELECT count(*) FROM events"))[0][0] == before + 6
+
+
+def test_the_audit_trail_survives_a_restart(launch, make_demo, tmp_path_factory):
+    warehouse = make_demo(tmp_path_factory.mktemp("audit"))
+    dep = launch.start(warehouse, args=["--user", f"{ROOT}:{ROOT_PW}"])
+    root = dep.connect(ROOT, ROOT_PW)
+    h.run_command(root, "CREATE USER eve PASSWORD 'eve-pw-1'")
+    eve = dep.connect("eve", "eve-pw-1")
+    refused(eve, "DROP TABLE profiles")
+    refused(eve, "SELECT * FROM system.audit")
+    eve.close()
+    (pid,) = h.rows(h.run_sql(root, "SELECT profile_id FROM profiles ORDER BY profile_id LIMIT 1"))[0]
+    h.run_command(root, f"FORGET PROFILE '{pid}'")
+    root.close()
+    login_fails(dep, "eve", "not-her-password")
+
+    dep = launch.restart(dep)
+    root = dep.connect(ROOT, ROOT_PW)
+    try:
+        rows = h.rows(
+            h.run_sql(root, 'SELECT "user", client, kind, objects, outcome FROM system.audit ORDER BY at')
+        )
+        assert (ROOT, None, "security", "users, roles, grants and keys", "ok") in rows, rows
+        assert ("eve", None, "ddl", "public.profiles", "denied") in rows, rows
+        assert ("eve", None, "query", "system.audit", "denied") in rows, rows
+        assert (ROOT, None, "maintenance", "every managed table", "ok") in rows, rows
+        assert ("eve", "127.0.0.1", "login", "", "denied") in rows, rows
+        # Queries that change nothing are not recorded, nor the statements'
+        # text: the erased profile's id is nowhere in the trail.
+        assert not any(r[2] == "query" and r[4] == "ok" for r in rows), rows
+        everything = h.rows(h.run_sql(root, "SELECT * FROM system.audit"))
+        assert pid not in str(everything)
+    finally:
+        root.close()
+        dep.stop()

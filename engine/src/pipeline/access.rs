@@ -39,6 +39,24 @@ pub(crate) enum Object {
     Security,
 }
 
+impl Object {
+    /// How the audit trail names it (a webhook's credentials redacted).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Table { schema, table } => format!("{schema}.{table}"),
+            Self::Schema(s) => format!("schema {s}"),
+            Self::AllTables => "every managed table".into(),
+            Self::Location(l) => format!("location {l}"),
+            Self::Webhook(url) => format!("webhook {}", crate::egress::redacted(url)),
+            Self::Segment(Some(s)) => format!("segment {s}"),
+            Self::Segment(None) => "every segment".into(),
+            Self::Destination(d) => format!("destination {d}"),
+            Self::Settings => "settings".into(),
+            Self::Security => "users, roles, grants and keys".into(),
+        }
+    }
+}
+
 /// A statement's read and write sets.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Access {
@@ -47,6 +65,23 @@ pub(crate) struct Access {
 }
 
 impl Access {
+    /// Whether the statement changes something the audit trail records
+    /// (data, schema, users, grants, keys, destinations, activations):
+    /// anything written but the session's settings.
+    pub(crate) fn changes(&self) -> bool {
+        self.writes.iter().any(|o| *o != Object::Settings)
+    }
+
+    /// The objects written, else those read, as the audit trail names them.
+    pub(crate) fn described(&self) -> Vec<String> {
+        let set = if self.writes.is_empty() {
+            &self.reads
+        } else {
+            &self.writes
+        };
+        set.iter().map(Object::describe).collect()
+    }
+
     /// The access of a planned statement.
     pub(crate) fn of(cx: &StatementContext, plan: &Plan) -> Result<Self> {
         let mut access = Self::default();

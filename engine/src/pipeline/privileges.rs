@@ -30,7 +30,8 @@ pub(crate) const RUNTIME_SETTINGS_RULE: &str = "no-runtime-settings";
 /// System tables holding secrets or personal data (passwords' owners,
 /// grants, erased ids, destinations' URLs, delivery errors):
 /// administrators only, whatever is granted.
-const SENSITIVE_SYSTEM_TABLES: [&str; 6] = [
+const SENSITIVE_SYSTEM_TABLES: [&str; 7] = [
+    "audit",
     "users",
     "grants",
     "ingest_keys",

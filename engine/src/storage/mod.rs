@@ -7,9 +7,12 @@
 //!   the cache of loaded table states, log stores for `s3://`, history,
 //!   erasure filters;
 //! - `delta_scan.rs`: Delta scans a coordinator ships to workers;
+//! - `audit.rs`: the audit trail (`system.audit`), JSON lines in the
+//!   warehouse;
 //! - `confined.rs`: the read-only, confined object stores of workers;
 //! - `locations.rs`: which paths and buckets statements and plans may name.
 
+pub(crate) mod audit;
 pub(crate) mod confined;
 pub(crate) mod delta;
 pub(crate) mod delta_scan;
@@ -42,6 +45,8 @@ pub(crate) struct Storage {
     scan_session: OnceLock<Arc<SessionState>>,
     /// Newest loaded state of each Delta table, brought up to date on use.
     pub(crate) delta_tables: delta::TableCache,
+    /// Who did what (`system.audit`).
+    audit: audit::AuditLog,
 }
 
 impl Storage {
@@ -51,9 +56,16 @@ impl Storage {
         runtime: Arc<RuntimeEnv>,
         distributed: bool,
         allowed_locations: &[String],
+        audit_retention_days: u32,
     ) -> Result<Self> {
         let locations = locations::Locations::new(&warehouse.url(), allowed_locations)?;
+        let audit = audit::AuditLog::new(
+            warehouse.store(),
+            warehouse.path(&["_seglake", "audit"]),
+            audit_retention_days,
+        );
         Ok(Self {
+            audit,
             warehouse,
             catalog,
             runtime,
@@ -66,6 +78,11 @@ impl Storage {
 
     pub(crate) fn warehouse(&self) -> &Warehouse {
         &self.warehouse
+    }
+
+    /// The audit trail of the warehouse.
+    pub(crate) fn audit(&self) -> &audit::AuditLog {
+        &self.audit
     }
 
     /// Refuses (PERMISSION_DENIED) an absolute location outside the

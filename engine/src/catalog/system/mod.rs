@@ -10,7 +10,8 @@
 //!   table), `erasures` (receipts of `FORGET PROFILE`), `workers` (the
 //!   workers of a distributed coordinator), `segments`,
 //!   `segment_versions`, `destinations`, `users`, `grants` and
-//!   `ingest_keys` (users, roles, privileges, the collector's keys);
+//!   `ingest_keys` (users, roles, privileges, the collector's keys),
+//!   `audit` (the audit trail);
 //! - a [`SystemView`] is a query over the `segment_data` Delta tables,
 //!   planned as a view when a statement resolves it (its schema is the one
 //!   of those tables, and filters and projections reach their scans):
@@ -26,6 +27,7 @@
 //! [`REGISTRY`].
 
 mod activations;
+mod audit;
 mod destinations;
 mod erasures;
 mod grants;
@@ -75,6 +77,7 @@ static REGISTRY: &[Entry] = &[
     Entry::Table(&users::Users),
     Entry::Table(&grants::Grants),
     Entry::Table(&ingest_keys::IngestKeys),
+    Entry::Table(&audit::Audit),
     Entry::View(&segment_history::SegmentHistory),
     Entry::View(&segment_changes::SegmentChanges),
     Entry::View(&segment_overlap::SegmentOverlap),
@@ -661,6 +664,7 @@ mod tests {
             .collect();
         let expected = [
             ("activations", "VIEW"),
+            ("audit", "BASE TABLE"),
             ("destinations", "BASE TABLE"),
             ("erasures", "BASE TABLE"),
             ("grants", "BASE TABLE"),
@@ -775,6 +779,6 @@ mod tests {
         let count = names.len();
         names.dedup();
         assert_eq!(names.len(), count, "duplicate names");
-        assert_eq!(names.len(), 13);
+        assert_eq!(names.len(), 14);
     }
 }
