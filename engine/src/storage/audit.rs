@@ -154,7 +154,7 @@ impl AuditLog {
                 }
             }
         }
-        out.sort_by(|a, b| a.at.cmp(&b.at));
+        out.sort_by_key(|r| r.at);
         Ok(out)
     }
 
