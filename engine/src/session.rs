@@ -79,6 +79,8 @@ pub struct Session {
     /// made from it (`StatementContext`); only `SET`/`RESET` change it.
     ctx: SessionContext,
     user: String,
+    /// The client's address (the audit trail's `client`), when known.
+    client: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -93,7 +95,15 @@ impl Session {
             engine,
             ctx,
             user: user.to_string(),
+            client: None,
         }
+    }
+
+    /// The session's client address, recorded with its statements in the
+    /// audit trail.
+    pub fn with_client(mut self, client: Option<std::net::SocketAddr>) -> Self {
+        self.client = client.map(|c| c.ip().to_string());
+        self
     }
 
     pub fn user(&self) -> &str {
@@ -373,7 +383,7 @@ impl Session {
         self.engine.audit(AuditRecord {
             at: chrono::Utc::now(),
             user: cx.user().to_string(),
-            client: None,
+            client: self.client.clone(),
             kind: kind.label().to_string(),
             objects,
             outcome: outcome.to_string(),

@@ -820,7 +820,7 @@ impl Sessions {
         self.users
             .verify(user, password, peer.map(|p| p.ip()))
             .await?;
-        let client = self.open(user, None)?;
+        let client = self.open(user, None, peer)?;
         info!(user = %shown(user), peer = %shown_peer(peer), "login");
         Ok(client)
     }
@@ -828,9 +828,16 @@ impl Sessions {
     /// Opens a session for `user` (already authenticated). With `basic`,
     /// it becomes the session HTTP Basic calls with that password share,
     /// unless another call made one meanwhile (then that one is returned).
-    fn open(&self, user: &str, basic: Option<Digest>) -> Result<Arc<ClientSession>> {
+    /// `peer`: the client's address, kept with the session for the audit
+    /// trail (a shared Basic session keeps its opener's).
+    fn open(
+        &self,
+        user: &str,
+        basic: Option<Digest>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Arc<ClientSession>> {
         // Outside the lock: a session state takes a while to build.
-        let session = self.engine.session(user)?;
+        let session = self.engine.session(user)?.with_client(peer);
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
@@ -941,7 +948,7 @@ impl Sessions {
             self.users
                 .verify(&user, &password, peer.map(|p| p.ip()))
                 .await?;
-            self.open(&user, Some(digest))
+            self.open(&user, Some(digest), peer)
         } else {
             Err(ServerError::Unauthenticated(
                 "unsupported authorization scheme".into(),
