@@ -179,7 +179,11 @@ impl Session {
                 );
             }
         };
-        let wrap = |plan| Plan::DataFusion {
+        let wrap = |plan: LogicalPlan| Plan::DataFusion {
+            described: match &plan {
+                LogicalPlan::DescribeTable(_) => references.clone(),
+                _ => vec![],
+            },
             plan,
             partition_by: partition_by.clone(),
         };

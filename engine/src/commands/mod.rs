@@ -32,7 +32,9 @@ impl StatementContext {
     pub(crate) async fn run(&self, plan: Plan, session: &SessionContext) -> Result<Outcome> {
         match plan {
             Plan::Seglake(statement) => self.run_seglake(statement).await,
-            Plan::DataFusion { plan, partition_by } => match classify(&plan) {
+            Plan::DataFusion {
+                plan, partition_by, ..
+            } => match classify(&plan) {
                 StatementKind::Query => self.run_query(plan).await,
                 StatementKind::Command => self.run_command(plan, &partition_by, session).await,
             },

@@ -86,7 +86,14 @@ impl Access {
     pub(crate) fn of(cx: &StatementContext, plan: &Plan) -> Result<Self> {
         let mut access = Self::default();
         match plan {
-            Plan::DataFusion { plan, .. } => access.add_plan(cx, plan)?,
+            Plan::DataFusion {
+                plan, described, ..
+            } => {
+                access.add_plan(cx, plan)?;
+                for reference in described {
+                    access.reads.insert(table(cx, reference));
+                }
+            }
             Plan::Seglake(s) => access.add_seglake(cx, s)?,
             Plan::Ingest { schema, table, .. } => {
                 access.writes.insert(Object::Table {

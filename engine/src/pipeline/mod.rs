@@ -99,6 +99,9 @@ pub(crate) enum Plan {
         plan: LogicalPlan,
         /// `PARTITIONED BY` of a CREATE TABLE.
         partition_by: Vec<String>,
+        /// The table a `DESCRIBE` shows (DataFusion's plan of it holds the
+        /// schema, not the name): read, for the check.
+        described: Vec<datafusion::common::TableReference>,
     },
     /// A bulk ingest into `schema.table` (the rows come as a stream; its
     /// `IngestMode` goes to the command). `replace`: the ingest replaces

@@ -562,6 +562,14 @@ async fn listings_follow_grants() {
             if message.contains("SELECT ON TABLE public.b")),
         "{err}"
     );
+    // DESCRIBE shows columns: of readable tables only.
+    run(&ann, "DESCRIBE public.a").await;
+    let err = ann.execute("DESCRIBE public.b", vec![]).await.unwrap_err();
+    assert!(
+        matches!(&err, EngineError::PermissionDenied { message, .. }
+            if message.contains("SELECT ON TABLE public.b")),
+        "{err}"
+    );
     run(&root, "GRANT reader TO ann").await;
     let all = listed(&ann).await;
     assert!(
