@@ -413,29 +413,27 @@ impl Security {
         Ok(())
     }
 
-    /// `GRANT role TO user`.
-    pub fn grant_role(&mut self, role: &str, user: &str) -> Result<()> {
+    /// The roles `user` holds, once `role` is known to exist.
+    fn roles_of_user(&mut self, role: &str, user: &str) -> Result<&mut BTreeSet<String>> {
         if !self.is_role(role) {
             return Err(CatalogError::RoleNotFound(role.to_string()));
         }
-        self.users
+        Ok(&mut self
+            .users
             .get_mut(user)
             .ok_or_else(|| CatalogError::UserNotFound(user.to_string()))?
-            .roles
-            .insert(role.to_string());
+            .roles)
+    }
+
+    /// `GRANT role TO user`.
+    pub fn grant_role(&mut self, role: &str, user: &str) -> Result<()> {
+        self.roles_of_user(role, user)?.insert(role.to_string());
         Ok(())
     }
 
     /// `REVOKE role FROM user`.
     pub fn revoke_role(&mut self, role: &str, user: &str) -> Result<()> {
-        if !self.is_role(role) {
-            return Err(CatalogError::RoleNotFound(role.to_string()));
-        }
-        self.users
-            .get_mut(user)
-            .ok_or_else(|| CatalogError::UserNotFound(user.to_string()))?
-            .roles
-            .remove(role);
+        self.roles_of_user(role, user)?.remove(role);
         Ok(())
     }
 
