@@ -80,6 +80,9 @@ pub enum CatalogError {
     #[error("ingest key '{0}' already exists")]
     IngestKeyExists(String),
 
+    #[error("the warehouse's erasure key {0} is not 64 hex digits")]
+    CorruptKey(String),
+
     #[error("no user or role named '{0}'")]
     GranteeNotFound(String),
 

@@ -20,6 +20,7 @@
 //! warehouse (object store configuration) and the persisted catalog model.
 
 mod error;
+pub mod keys;
 mod model;
 pub mod security;
 mod store;

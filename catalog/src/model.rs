@@ -139,12 +139,37 @@ impl SegmentEntry {
     }
 }
 
-/// What `FORGET PROFILE` erased, kept as proof (`system.erasures`).
+/// A tombstone and the receipt of `FORGET PROFILE` (`system.erasures`).
+///
+/// The erased id is never kept: `profile_hash` is its HMAC-SHA256 under the
+/// warehouse's erasure key ([`crate::keys`]), which lets writes recognise
+/// the id without anyone listing who asked to be forgotten. The tombstone
+/// is written before any row is deleted, so writes drop the profile from
+/// that moment; `pending` stays set until every table was erased (a
+/// failed run is resumed by running `FORGET PROFILE` again).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErasureReceipt {
-    pub profile_id: String,
+    /// HMAC-SHA256 of the erased profile id, 64 hex digits.
+    #[serde(default)]
+    pub profile_hash: String,
+    /// Receipts written before keyed hashes kept the id in clear: the
+    /// engine replaces it with `profile_hash` the first time it reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_id: Option<String>,
+    /// When the tombstone was written.
     pub erased_at: DateTime<Utc>,
+    /// When every table was erased (`None` while pending; receipts from
+    /// before this field have neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Some table is not erased yet (a run failed or is in progress).
+    #[serde(default)]
+    pub pending: bool,
+    /// Why the last run left tables not erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub user: String,
+    /// What each run erased, per table (rows and files add up over runs).
     pub tables: Vec<ErasedTable>,
 }
 
@@ -212,19 +237,6 @@ pub struct TableEntry {
 }
 
 impl CatalogState {
-    /// Whether `profile_id` was erased (a tombstone stands).
-    pub fn is_forgotten(&self, profile_id: &str) -> bool {
-        self.erasures.iter().any(|e| e.profile_id == profile_id)
-    }
-
-    /// Every erased profile id.
-    pub fn forgotten(&self) -> std::collections::BTreeSet<&str> {
-        self.erasures
-            .iter()
-            .map(|e| e.profile_id.as_str())
-            .collect()
-    }
-
     /// Whether `target` is among `from` or the segments they read,
     /// transitively.
     pub fn segment_reaches(&self, from: &[String], target: &str) -> bool {

@@ -188,6 +188,12 @@ impl Engine {
         self.storage.catalog().await
     }
 
+    /// The tombstones of `FORGET PROFILE` in the newest catalog: what
+    /// every write drops.
+    pub async fn erasures(&self) -> Result<seglake_udfs::erased_profiles::ErasedProfiles> {
+        self.storage.current_erasures().await
+    }
+
     /// What a statement needs of the engine (`pipeline::StatementContext`).
     pub(crate) fn handles(&self) -> Handles {
         Handles {

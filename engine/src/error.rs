@@ -56,6 +56,15 @@ pub enum EngineError {
     /// `docs/server.md`.
     #[error("permission denied ({rule}): {message}")]
     PermissionDenied { rule: &'static str, message: String },
+
+    /// A statement stopped part way and can be run again to finish
+    /// (`FORGET PROFILE` with a table it could not erase).
+    #[error("{0}")]
+    Incomplete(String),
+
+    /// Seglake's own state is not what it should be.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// What kind of failure an error is, independent of the transport.
@@ -123,7 +132,7 @@ impl EngineError {
                 | CatalogError::InvalidSecurity(_) => ErrorKind::InvalidArgument,
                 CatalogError::ObjectStore(e) => object_store_kind(e),
                 CatalogError::TooManyConflicts(_) => ErrorKind::Unavailable,
-                CatalogError::Corrupt { .. } => ErrorKind::Internal,
+                CatalogError::Corrupt { .. } | CatalogError::CorruptKey(_) => ErrorKind::Internal,
             },
             Self::Arrow(_) => ErrorKind::InvalidArgument,
             Self::Parquet(_) | Self::Demo(_) => ErrorKind::Internal,
@@ -133,6 +142,8 @@ impl EngineError {
             Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            Self::Incomplete(_) => ErrorKind::Unavailable,
+            Self::Internal(_) => ErrorKind::Internal,
             Self::WorkerUnavailable { .. } => ErrorKind::Unavailable,
             Self::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
             Self::PermissionDenied { .. } => ErrorKind::PermissionDenied,

@@ -48,6 +48,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use prost::Message;
 
 use crate::UdfError;
+use crate::erased_profiles::{ErasedFunction, as_erased_function};
 use crate::stitch_identities::{StitchIdentitiesExec, StitchMode, StitchTable};
 
 /// Prefix of the payload of a [`StitchIdentitiesExec`] (version 1).
@@ -210,6 +211,9 @@ impl PhysicalExtensionCodec for SeglakeCodec {
         {
             return Ok(udf);
         }
+        if let Some(udf) = ErasedFunction::decode(name, buf)? {
+            return Ok(Arc::new(udf));
+        }
         match &self.fallback {
             Some(f) => f.try_decode_udf(name, buf),
             None => not_impl_err!("SeglakeCodec does not know scalar function {name}"),
@@ -219,6 +223,10 @@ impl PhysicalExtensionCodec for SeglakeCodec {
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
         if is_our_udf(node) {
             return Ok(()); // by name
+        }
+        if let Some(f) = as_erased_function(node) {
+            f.encode(buf);
+            return Ok(());
         }
         match &self.fallback {
             Some(f) => f.try_encode_udf(node, buf),
@@ -379,6 +387,9 @@ impl LogicalExtensionCodec for SeglakeCodec {
         {
             return Ok(udf);
         }
+        if let Some(udf) = ErasedFunction::decode(name, buf)? {
+            return Ok(Arc::new(udf));
+        }
         match &self.logical_fallback {
             Some(f) => f.try_decode_udf(name, buf),
             None => not_impl_err!("SeglakeCodec does not know scalar function {name}"),
@@ -387,6 +398,10 @@ impl LogicalExtensionCodec for SeglakeCodec {
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
         if is_our_udf(node) {
+            return Ok(());
+        }
+        if let Some(f) = as_erased_function(node) {
+            f.encode(buf);
             return Ok(());
         }
         match &self.logical_fallback {

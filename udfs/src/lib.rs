@@ -9,6 +9,10 @@
 //! | `stitch_identities` | table function | [`stitch_identities`] |
 //! | `stitch_dropped_identifiers` | table function | [`stitch_dropped_identifiers`] |
 //!
+//! Not registered (built per statement by the engine, see
+//! [`erased_profiles`]): `seglake_erased` and `seglake_refuse_erased`, the
+//! erasure filter of the write paths.
+//!
 //! [`register_all`] is the single entry point used by the coordinator and the
 //! workers alike; [`SeglakeCodec`] ships the functions and the custom
 //! execution plan of identity stitching through `datafusion-proto`.
@@ -16,6 +20,7 @@
 pub mod appetence_score;
 pub mod codec;
 pub mod docs;
+pub mod erased_profiles;
 mod error;
 pub mod identity_graph;
 pub mod normalize_email;

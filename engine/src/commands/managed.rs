@@ -17,13 +17,15 @@ use seglake_catalog::{
     ErasedTable, ErasureReceipt, SEGMENT_DATA_SCHEMA, SYSTEM_SCHEMA, TableEntry, TableFormat,
     TableKind,
 };
-use tracing::info;
+use seglake_udfs::erased_profiles::{ERASED, ErasedProfiles, REFUSE_ERASED, REFUSED_MESSAGE};
+use tracing::{info, warn};
 
 use crate::commands::ingest::writer_properties;
 use crate::pipeline::StatementContext;
 use crate::sql::seglake::object_name_parts;
 use crate::sql::{ProfileId, SeglakeStatement};
-use crate::storage::delta::{commit_properties, drop_forgotten, session_for_delta};
+use crate::storage::delta::{commit_properties, drop_erased, session_for_delta};
+use crate::storage::erasure::{hash_legacy_receipts, receipt_mut, to_hex};
 use crate::{EngineError, Outcome, Result};
 
 /// The shortest `VACUUM` retention that also deletes data files no commit
@@ -121,14 +123,79 @@ impl StatementContext {
         Ok(entry)
     }
 
-    pub(crate) async fn forgotten(&self) -> Result<Vec<String>> {
-        let snapshot = self.storage().catalog().await?;
-        Ok(snapshot
-            .state
-            .forgotten()
-            .into_iter()
-            .map(str::to_string)
-            .collect())
+    /// The tombstones of the newest catalog: what writes drop.
+    pub(crate) async fn erasures(&self) -> Result<ErasedProfiles> {
+        self.storage().current_erasures().await
+    }
+
+    /// Erases, after a write to `table` (whose schema is `schema`), the
+    /// rows of profiles whose tombstone appeared while the statement
+    /// wrote: `before` is what the write filtered. `FORGET PROFILE` may
+    /// have scanned the table before this commit, so the writer erases them
+    /// itself, and no erased row survives a race with an erasure.
+    pub(crate) async fn erase_late_rows(
+        &self,
+        table: DeltaTable,
+        schema: &Schema,
+        before: &ErasedProfiles,
+    ) -> Result<DeltaTable> {
+        if schema.field_with_name("profile_id").is_err() {
+            return Ok(table);
+        }
+        let late = self.erasures().await?.since(before);
+        if late.is_empty() {
+            return Ok(table);
+        }
+        let (table, erased) = self
+            .erase_rows(table, &late, "FORGET PROFILE (write during the erasure)")
+            .await?;
+        info!(user = %self.user(), rows = erased.rows_removed, "rows of a profile erased during the write removed");
+        Ok(table)
+    }
+
+    /// Deletes the rows of the `erased` profiles from `table`, physically:
+    /// the rewrite, a vacuum of the rewritten files with no retention, and
+    /// a checkpoint that drops the log history describing them. The Delta
+    /// log records the predicate as `seglake_erased(profile_id)`: never an
+    /// id.
+    pub(crate) async fn erase_rows(
+        &self,
+        table: DeltaTable,
+        erased: &ErasedProfiles,
+        operation: &str,
+    ) -> Result<(DeltaTable, ErasedTable)> {
+        let (table, metrics) = table
+            .delete()
+            .with_predicate(format!("{ERASED}(profile_id)"))
+            .with_session_state(session_for_delta(self.context(), Some(erased)))
+            .with_writer_properties(writer_properties(self.context().state().config().options()))
+            .with_commit_properties(commit_properties(
+                self.user(),
+                &[("operation", operation.into())],
+            ))
+            .await?;
+        let mut table = table;
+        let mut files_deleted = 0;
+        if metrics.num_removed_files > 0 {
+            // Lite: only the rewritten files. Untracked files may belong
+            // to a write in progress.
+            let (vacuumed, n) = self
+                .vacuum_table(table, Some(0.0), false, VacuumMode::Lite)
+                .await?;
+            files_deleted = n;
+            compact_log(&vacuumed).await?;
+            table = vacuumed;
+        }
+        Ok((
+            table,
+            ErasedTable {
+                schema: String::new(),
+                table: String::new(),
+                rows_removed: metrics.num_deleted_rows.unwrap_or(0) as u64,
+                files_rewritten: metrics.num_removed_files as u64,
+                files_deleted,
+            },
+        ))
     }
 
     /// Creates a managed table from `input`'s schema and rows (`CREATE TABLE
@@ -254,11 +321,12 @@ impl StatementContext {
         target: &SchemaRef,
         mode: WriteMode,
     ) -> Result<(DeltaTable, u64)> {
-        let plan = drop_forgotten(plan, target, &self.forgotten().await?)?;
+        let before = self.erasures().await?;
+        let plan = drop_erased(plan, target, &before)?;
         let mut write = table
             .write(vec![])
             .with_input_plan(plan)
-            .with_session_state(session_for_delta(self.context()))
+            .with_session_state(session_for_delta(self.context(), None))
             .with_writer_properties(writer_properties(self.context().state().config().options()))
             .with_commit_properties(commit_properties(self.user(), &[]))
             .with_cast_safety(false);
@@ -270,6 +338,7 @@ impl StatementContext {
         };
         let table = write.await?;
         let rows = crate::storage::delta::last_commit_rows_added(&table).await?;
+        let table = self.erase_late_rows(table, target, &before).await?;
         Ok((table, rows))
     }
 
@@ -317,7 +386,7 @@ impl StatementContext {
         let table = self.storage().open_delta(&entry.location, None).await?;
         let mut op = table
             .delete()
-            .with_session_state(session_for_delta(self.context()))
+            .with_session_state(session_for_delta(self.context(), None))
             .with_writer_properties(writer_properties(self.context().state().config().options()))
             .with_commit_properties(commit_properties(self.user(), &[]));
         if let Some(predicate) = &d.selection {
@@ -351,9 +420,12 @@ impl StatementContext {
         }
         let (schema, table_name, entry) = self.managed_table(name, "UPDATE").await?;
         let table = self.storage().open_delta(&entry.location, None).await?;
+        // An assignment to profile_id fails, and commits nothing, when it
+        // would write an erased id.
+        let erased = self.erasures().await?;
         let mut op = table
             .update()
-            .with_session_state(session_for_delta(self.context()))
+            .with_session_state(session_for_delta(self.context(), Some(&erased)))
             .with_writer_properties(writer_properties(self.context().state().config().options()))
             .with_commit_properties(commit_properties(self.user(), &[]))
             .with_safe_cast(false);
@@ -364,12 +436,15 @@ impl StatementContext {
                     "column '{column}' not found in '{schema}.{table_name}'"
                 )));
             }
-            op = op.with_update(column, a.value.to_string());
+            let value = guard_profile_id(&column, a.value.to_string(), &erased);
+            op = op.with_update(column, value);
         }
         if let Some(predicate) = &u.selection {
             op = op.with_predicate(predicate.to_string());
         }
-        let (_, metrics) = op.await?;
+        let (table, metrics) = op.await.map_err(refused_erased)?;
+        self.erase_late_rows(table, &entry.file_schema, &erased)
+            .await?;
         let rows = metrics.num_updated_rows as u64;
         info!(user = %self.user(), table = %format!("{schema}.{table_name}"), rows, "update committed");
         Ok(rows)
@@ -424,11 +499,16 @@ impl StatementContext {
                 "MERGE target and source need different names: give one an alias".into(),
             ));
         }
-        // Drop erased profiles from the source, as every write does.
-        let forgotten = self.forgotten().await?;
-        let target_schema = Arc::new(entry.file_schema.clone());
-        let source_plan =
-            drop_forgotten(source_df.logical_plan().clone(), &target_schema, &forgotten)?;
+        // Drop erased profiles from the source, as every write does, and
+        // refuse a clause that would write an erased id into profile_id
+        // from another column.
+        let erased = self.erasures().await?;
+        let source_schema = Arc::new(source_df.schema().as_arrow().clone());
+        let source_plan = if entry.file_schema.field_with_name("profile_id").is_ok() {
+            drop_erased(source_df.logical_plan().clone(), &source_schema, &erased)?
+        } else {
+            source_df.logical_plan().clone()
+        };
         let source_df = datafusion::prelude::DataFrame::new(self.context().state(), source_plan);
 
         let table = self.storage().open_delta(&entry.location, None).await?;
@@ -436,7 +516,7 @@ impl StatementContext {
             .merge(source_df, m.on.to_string())
             .with_source_alias(source_alias)
             .with_target_alias(target_alias)
-            .with_session_state(session_for_delta(self.context()))
+            .with_session_state(session_for_delta(self.context(), Some(&erased)))
             .with_writer_properties(writer_properties(self.context().state().config().options()))
             .with_commit_properties(commit_properties(self.user(), &[]))
             .with_safe_cast(false);
@@ -453,7 +533,11 @@ impl StatementContext {
                     let sets = u
                         .assignments
                         .iter()
-                        .map(|a| Ok((assignment_column(&a.target)?, a.value.to_string())))
+                        .map(|a| {
+                            let column = assignment_column(&a.target)?;
+                            let value = guard_profile_id(&column, a.value.to_string(), &erased);
+                            Ok((column, value))
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     op = op.when_matched_update(|mut b| {
                         if let Some(p) = &predicate {
@@ -507,7 +591,14 @@ impl StatementContext {
                             values.len()
                         )));
                     }
-                    let pairs: Vec<(String, String)> = targets.into_iter().zip(values).collect();
+                    let pairs: Vec<(String, String)> = targets
+                        .into_iter()
+                        .zip(values)
+                        .map(|(c, v)| {
+                            let v = guard_profile_id(&c, v, &erased);
+                            (c, v)
+                        })
+                        .collect();
                     op = op.when_not_matched_insert(|mut b| {
                         if let Some(p) = &predicate {
                             b = b.predicate(p.clone());
@@ -522,7 +613,11 @@ impl StatementContext {
                     let sets = u
                         .assignments
                         .iter()
-                        .map(|a| Ok((assignment_column(&a.target)?, a.value.to_string())))
+                        .map(|a| {
+                            let column = assignment_column(&a.target)?;
+                            let value = guard_profile_id(&column, a.value.to_string(), &erased);
+                            Ok((column, value))
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     op = op.when_not_matched_by_source_update(|mut b| {
                         if let Some(p) = &predicate {
@@ -549,7 +644,9 @@ impl StatementContext {
                 }
             }
         }
-        let (_, metrics) = op.await?;
+        let (table, metrics) = op.await.map_err(refused_erased)?;
+        self.erase_late_rows(table, &entry.file_schema, &erased)
+            .await?;
         let rows = (metrics.num_target_rows_inserted
             + metrics.num_target_rows_updated
             + metrics.num_target_rows_deleted) as u64;
@@ -565,7 +662,7 @@ impl StatementContext {
         let table = self.storage().open_delta(&entry.location, None).await?;
         let (_, metrics) = table
             .optimize()
-            .with_session_state(session_for_delta(self.context()))
+            .with_session_state(session_for_delta(self.context(), None))
             .with_writer_properties(writer_properties(self.context().state().config().options()))
             .with_commit_properties(commit_properties(self.user(), &[]))
             .await?;
@@ -608,6 +705,19 @@ impl StatementContext {
         mode: VacuumMode,
     ) -> Result<u64> {
         let table = self.storage().open_delta(location, None).await?;
+        Ok(self
+            .vacuum_table(table, retain_hours, dry_run, mode)
+            .await?
+            .1)
+    }
+
+    async fn vacuum_table(
+        &self,
+        table: DeltaTable,
+        retain_hours: Option<f64>,
+        dry_run: bool,
+        mode: VacuumMode,
+    ) -> Result<(DeltaTable, u64)> {
         let mut op = table
             .vacuum()
             .with_mode(mode)
@@ -618,18 +728,54 @@ impl StatementContext {
                 .with_retention_period(chrono::Duration::milliseconds((h * 3_600_000.0) as i64))
                 .with_enforce_retention_duration(false);
         }
-        let (_, metrics) = op.await?;
-        Ok(metrics.files_deleted.len() as u64)
+        let (table, metrics) = op.await?;
+        Ok((table, metrics.files_deleted.len() as u64))
     }
 
     /// Erases every row of `profile_id` from every managed table with a
-    /// `profile_id` column, physically (rewrite, then vacuum with no
-    /// retention, then drop the log history that still describes the old
-    /// files), and records a receipt and a tombstone in the catalog.
+    /// `profile_id` column, physically ([`Self::erase_rows`]).
+    ///
+    /// The tombstone comes first: from that commit on, every write drops
+    /// the profile's rows (and a write that read the tombstones before
+    /// erases them after its commit, [`Self::erase_late_rows`]). The
+    /// tables are erased next, one by one; a table that fails does not
+    /// stop the others, the receipt stays `pending` with the error, and
+    /// running `FORGET PROFILE` again finishes the job (erasing what is
+    /// left is idempotent). The catalog keeps only the keyed hash of the
+    /// id.
     async fn forget_profile(&self, profile_id: &str) -> Result<u64> {
-        let snapshot = self.storage().catalog().await?;
-        let mut erased = vec![];
-        let mut total = 0u64;
+        let key = self
+            .storage()
+            .erasure_key(true)
+            .await?
+            .ok_or_else(|| EngineError::Internal("no erasure key was created".into()))?;
+        let hash = key.hash(profile_id);
+        let hex = to_hex(&hash);
+        let user = self.user().to_string();
+        let (snapshot, _) = self
+            .storage()
+            .catalog_store()
+            .update(|st| {
+                hash_legacy_receipts(st, &key);
+                match receipt_mut(st, &hex) {
+                    Some(r) => r.pending = true,
+                    None => st.erasures.push(ErasureReceipt {
+                        profile_hash: hex.clone(),
+                        profile_id: None,
+                        erased_at: chrono::Utc::now(),
+                        completed_at: None,
+                        pending: true,
+                        error: None,
+                        user: user.clone(),
+                        tables: vec![],
+                    }),
+                }
+                Ok(())
+            })
+            .await?;
+        let erased = ErasedProfiles::new(key, [hash]);
+        let mut done: Vec<ErasedTable> = vec![];
+        let mut failed: Vec<String> = vec![];
         for (schema, s) in &snapshot.state.schemas {
             for (name, entry) in &s.tables {
                 if entry.format != TableFormat::Delta
@@ -637,75 +783,98 @@ impl StatementContext {
                 {
                     continue;
                 }
-                let table = self.storage().open_delta(&entry.location, None).await?;
-                let (table, metrics) = table
-                    .delete()
-                    .with_predicate(format!("profile_id = '{}'", profile_id.replace('\'', "''")))
-                    .with_session_state(session_for_delta(self.context()))
-                    .with_writer_properties(writer_properties(
-                        self.context().state().config().options(),
-                    ))
-                    .with_commit_properties(commit_properties(
-                        self.user(),
-                        &[("operation", "FORGET PROFILE".into())],
-                    ))
-                    .await?;
-                let rows = metrics.num_deleted_rows.unwrap_or(0) as u64;
-                drop(table);
-                let files_deleted = if metrics.num_removed_files > 0 {
-                    let n = self
-                        // Lite: only the rewritten files. Untracked files
-                        // may belong to a write in progress.
-                        .vacuum_location(&entry.location, Some(0.0), false, VacuumMode::Lite)
-                        .await?;
-                    self.compact_log(&entry.location).await?;
-                    n
-                } else {
-                    0
+                let erased_here = async {
+                    let table = self.storage().open_delta(&entry.location, None).await?;
+                    self.erase_rows(table, &erased, "FORGET PROFILE").await
                 };
-                total += rows;
-                erased.push(ErasedTable {
-                    schema: schema.clone(),
-                    table: name.clone(),
-                    rows_removed: rows,
-                    files_rewritten: metrics.num_removed_files as u64,
-                    files_deleted,
-                });
+                match erased_here.await {
+                    Ok((_, t)) => done.push(ErasedTable {
+                        schema: schema.clone(),
+                        table: name.clone(),
+                        ..t
+                    }),
+                    Err(e) => {
+                        warn!(table = %format!("{schema}.{name}"), error = %e, "FORGET PROFILE: a table could not be erased");
+                        failed.push(format!("{schema}.{name}: {e}"));
+                    }
+                }
             }
         }
-        let receipt = ErasureReceipt {
-            profile_id: profile_id.to_string(),
-            erased_at: chrono::Utc::now(),
-            user: self.user().to_string(),
-            tables: erased,
-        };
+        let total: u64 = done.iter().map(|t| t.rows_removed).sum();
+        let error = (!failed.is_empty()).then(|| failed.join("; "));
         self.storage()
             .catalog_store()
             .update(|st| {
-                st.erasures.push(receipt.clone());
+                let Some(r) = receipt_mut(st, &hex) else {
+                    return Ok(());
+                };
+                for t in &done {
+                    match r
+                        .tables
+                        .iter_mut()
+                        .find(|x| x.schema == t.schema && x.table == t.table)
+                    {
+                        Some(x) => {
+                            x.rows_removed += t.rows_removed;
+                            x.files_rewritten += t.files_rewritten;
+                            x.files_deleted += t.files_deleted;
+                        }
+                        None => r.tables.push(t.clone()),
+                    }
+                }
+                r.pending = error.is_some();
+                r.error = error.clone();
+                if error.is_none() {
+                    r.completed_at = Some(chrono::Utc::now());
+                }
                 Ok(())
             })
             .await?;
+        if let Some(error) = error {
+            return Err(EngineError::Incomplete(format!(
+                "FORGET PROFILE is incomplete: the tombstone stands (writes drop the profile) \
+                 but {} table(s) could not be erased; run it again to finish: {error}",
+                failed.len()
+            )));
+        }
         info!(user = %self.user(), rows = total, "profile forgotten");
         Ok(total)
     }
+}
 
-    /// Writes a checkpoint at the newest version and deletes the older log
-    /// entries: their `add` actions carry column statistics (min/max values)
-    /// of files that held erased rows.
-    async fn compact_log(&self, location: &str) -> Result<()> {
-        let table = self.storage().open_delta(location, None).await?;
-        deltalake_core::checkpoints::create_checkpoint(&table, None).await?;
-        let version = table.version().unwrap_or(0);
-        let cutoff = chrono::Utc::now().timestamp_millis() + 1;
-        deltalake_core::checkpoints::cleanup_expired_logs_for(
-            version,
-            table.log_store().as_ref(),
-            cutoff,
-            None,
-        )
-        .await?;
-        Ok(())
+/// Writes a checkpoint at the newest version of `table` and deletes the
+/// older log entries: their `add` actions carry column statistics (min/max
+/// values) of files that held erased rows.
+async fn compact_log(table: &DeltaTable) -> Result<()> {
+    deltalake_core::checkpoints::create_checkpoint(table, None).await?;
+    let version = table.version().unwrap_or(0);
+    let cutoff = chrono::Utc::now().timestamp_millis() + 1;
+    deltalake_core::checkpoints::cleanup_expired_logs_for(
+        version,
+        table.log_store().as_ref(),
+        cutoff,
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// `value`, wrapped in `seglake_refuse_erased` when it is assigned to
+/// `profile_id` and tombstones exist.
+fn guard_profile_id(column: &str, value: String, erased: &ErasedProfiles) -> String {
+    if column == "profile_id" && !erased.is_empty() {
+        format!("{REFUSE_ERASED}({value})")
+    } else {
+        value
+    }
+}
+
+/// The guard's refusal as a clear InvalidArgument (delta-rs wraps it).
+fn refused_erased(e: deltalake_core::DeltaTableError) -> EngineError {
+    if e.to_string().contains(REFUSED_MESSAGE) {
+        EngineError::InvalidArgument(REFUSED_MESSAGE.into())
+    } else {
+        e.into()
     }
 }
 

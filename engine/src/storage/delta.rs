@@ -26,6 +26,7 @@ use deltalake_core::logstore::{
 };
 use deltalake_core::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
+use seglake_udfs::erased_profiles::ErasedProfiles;
 use url::Url;
 
 use super::Storage;
@@ -428,30 +429,45 @@ pub(crate) async fn last_commit_rows_added(table: &DeltaTable) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// `plan` without the rows of erased profiles, when the target has a
-/// `profile_id` column and tombstones exist.
-pub(crate) fn drop_forgotten(
+/// `plan` without the rows of erased profiles, when the table it writes
+/// (`target`) has a `profile_id` column and tombstones exist.
+pub(crate) fn drop_erased(
     plan: LogicalPlan,
     target: &SchemaRef,
-    forgotten: &[String],
+    erased: &ErasedProfiles,
 ) -> Result<LogicalPlan> {
-    if forgotten.is_empty() || target.field_with_name("profile_id").is_err() {
+    if erased.is_empty() || target.field_with_name("profile_id").is_err() {
         return Ok(plan);
     }
-    let list: Vec<Expr> = forgotten.iter().map(|p| lit(p.clone())).collect();
     let keep = col("profile_id")
         .is_null()
-        .or(col("profile_id").in_list(list, true));
+        .or(erased.erased(col("profile_id")).is_not_true());
     Ok(LogicalPlanBuilder::from(plan).filter(keep)?.build()?)
 }
 
 /// A session state for delta-rs operations: ours (functions, catalog,
 /// object stores, settings) with delta-rs's query planner, which knows its
-/// own logical nodes (write metrics, merge barriers).
-pub(crate) fn session_for_delta(ctx: &SessionContext) -> Arc<dyn datafusion::catalog::Session> {
-    let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+/// own logical nodes (write metrics, merge barriers). With `erased`, the
+/// predicates and expressions delta-rs parses may call `seglake_erased`
+/// and `seglake_refuse_erased` (SQL of users never can: the functions are
+/// only in this state).
+pub(crate) fn session_for_delta(
+    ctx: &SessionContext,
+    erased: Option<&ErasedProfiles>,
+) -> Arc<dyn datafusion::catalog::Session> {
+    let mut state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
         .with_query_planner(deltalake_core::delta_datafusion::planner::DeltaPlanner::new())
         .build();
+    if let Some(erased) = erased {
+        use datafusion::execution::FunctionRegistry;
+        for f in [erased.erased(lit(0)), erased.refuse_erased(lit(0))] {
+            if let Expr::ScalarFunction(f) = f {
+                // Never replaces a function of the user's session: these
+                // names are ours alone.
+                let _ = state.register_udf(f.func);
+            }
+        }
+    }
     Arc::new(state)
 }
 

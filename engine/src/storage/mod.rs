@@ -7,6 +7,7 @@
 //!   the cache of loaded table states, log stores for `s3://`, history,
 //!   erasure filters;
 //! - `delta_scan.rs`: Delta scans a coordinator ships to workers;
+//! - `erasure.rs`: the erasure key and the tombstones writes filter;
 //! - `audit.rs`: the audit trail (`system.audit`), JSON lines in the
 //!   warehouse;
 //! - `confined.rs`: the read-only, confined object stores of workers;
@@ -16,6 +17,7 @@ pub(crate) mod audit;
 pub(crate) mod confined;
 pub(crate) mod delta;
 pub(crate) mod delta_scan;
+pub(crate) mod erasure;
 pub(crate) mod locations;
 
 use std::sync::{Arc, OnceLock};
@@ -47,6 +49,8 @@ pub(crate) struct Storage {
     pub(crate) delta_tables: delta::TableCache,
     /// Who did what (`system.audit`).
     audit: audit::AuditLog,
+    /// The warehouse's erasure key, once read or created.
+    erasure_key: tokio::sync::OnceCell<seglake_udfs::erased_profiles::ErasureKey>,
 }
 
 impl Storage {
@@ -73,6 +77,7 @@ impl Storage {
             distributed,
             scan_session: OnceLock::new(),
             delta_tables: delta::TableCache::default(),
+            erasure_key: tokio::sync::OnceCell::new(),
         })
     }
 

@@ -799,8 +799,8 @@ impl Committer {
     }
 
     async fn commit(&mut self, batch: &[Submission]) -> Result<Vec<Ack>> {
-        let snapshot = self.session.engine().catalog().await?;
-        let erasures = !snapshot.state.erasures.is_empty();
+        // The ingest below drops erased profiles too: this counts them.
+        let erased = self.session.engine().erasures().await?;
         let mut seen: HashSet<&str> = HashSet::new();
         let mut rows: Vec<table::Row<'_>> = vec![];
         let mut acks = Vec::with_capacity(batch.len());
@@ -809,11 +809,10 @@ impl Committer {
             for event in &submission.events {
                 if self.dedup.contains(&event.event_id) || !seen.insert(&event.event_id) {
                     ack.duplicates += 1;
-                } else if erasures
-                    && event
-                        .profile_id
-                        .as_deref()
-                        .is_some_and(|p| snapshot.state.is_forgotten(p))
+                } else if event
+                    .profile_id
+                    .as_deref()
+                    .is_some_and(|p| erased.contains(p))
                 {
                     ack.forgotten += 1;
                 } else {

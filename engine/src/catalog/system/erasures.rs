@@ -1,5 +1,7 @@
 //! `system.erasures`: the receipts of `FORGET PROFILE`, one row per table
-//! an erasure touched (one row without a table when it touched none).
+//! an erasure touched (one row without a table when it touched none). The
+//! erased id is shown as its keyed hash only (`profile_hash`, see
+//! `storage/erasure.rs`).
 
 use std::sync::Arc;
 
@@ -20,9 +22,12 @@ impl SystemTable for Erasures {
 
     fn schema(&self) -> SchemaRef {
         Arc::new(Schema::new(vec![
-            Field::new("profile_id", DataType::Utf8, false),
+            Field::new("profile_hash", DataType::Utf8, false),
             Field::new("erased_at", utc_ms(), false),
+            Field::new("completed_at", utc_ms(), true),
+            Field::new("state", DataType::Utf8, false),
             Field::new("user", DataType::Utf8, false),
+            Field::new("error", DataType::Utf8, true),
             Field::new("table_schema", DataType::Utf8, true),
             Field::new("table_name", DataType::Utf8, true),
             Field::new("rows_removed", DataType::Int64, true),
@@ -43,7 +48,7 @@ impl SystemTable for Erasures {
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|r| r.0.profile_id.as_str()),
+                rows.iter().map(|r| r.0.profile_hash.as_str()),
             )),
             Arc::new(
                 TimestampMillisecondArray::from_iter_values(
@@ -51,8 +56,25 @@ impl SystemTable for Erasures {
                 )
                 .with_timezone("UTC"),
             ),
+            Arc::new(
+                TimestampMillisecondArray::from(
+                    rows.iter()
+                        .map(|r| r.0.completed_at.map(|t| t.timestamp_millis()))
+                        .collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter()
+                    .map(|r| if r.0.pending { "pending" } else { "done" }),
+            )),
             Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|r| r.0.user.as_str()),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter()
+                    .map(|r| r.0.error.as_deref())
+                    .collect::<Vec<_>>(),
             )),
             Arc::new(StringArray::from(
                 rows.iter()

@@ -145,11 +145,8 @@ impl StatementContext {
             .await
             .map_err(|e| EngineError::InvalidArgument(format!("segment '{name}': {e}")))?
             .into_unoptimized_plan();
-        let plan = crate::storage::delta::drop_forgotten(
-            plan,
-            &members_schema(),
-            &self.forgotten().await?,
-        )?;
+        let plan =
+            crate::storage::delta::drop_erased(plan, &members_schema(), &self.erasures().await?)?;
         let new = self
             .context()
             .execute_logical_plan(plan)
