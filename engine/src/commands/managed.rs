@@ -177,13 +177,15 @@ impl StatementContext {
         let mut table = table;
         let mut files_deleted = 0;
         if metrics.num_removed_files > 0 {
+            let deleted_at = table.version().unwrap_or(0);
+            deltalake_core::checkpoints::create_checkpoint(&table, None).await?;
             // Lite: only the rewritten files. Untracked files may belong
             // to a write in progress.
             let (vacuumed, n) = self
                 .vacuum_table(table, Some(0.0), false, VacuumMode::Lite)
                 .await?;
             files_deleted = n;
-            compact_log(&vacuumed).await?;
+            drop_log_before(&vacuumed, deleted_at).await?;
             table = vacuumed;
         }
         Ok((
@@ -336,7 +338,7 @@ impl StatementContext {
                 .with_save_mode(SaveMode::Overwrite)
                 .with_schema_mode(SchemaMode::Overwrite),
         };
-        let table = write.await?;
+        let table = write.await.map_err(compacted_during_write)?;
         let rows = crate::storage::delta::last_commit_rows_added(&table).await?;
         let table = self.erase_late_rows(table, target, &before).await?;
         Ok((table, rows))
@@ -842,12 +844,13 @@ impl StatementContext {
     }
 }
 
-/// Writes a checkpoint at the newest version of `table` and deletes the
-/// older log entries: their `add` actions carry column statistics (min/max
-/// values) of files that held erased rows.
-async fn compact_log(table: &DeltaTable) -> Result<()> {
-    deltalake_core::checkpoints::create_checkpoint(table, None).await?;
-    let version = table.version().unwrap_or(0);
+/// Deletes the log entries of `table` before version `version` (which has
+/// a checkpoint): their `add` actions carry column statistics (min/max
+/// values) of files that held erased rows. The entries from `version` on
+/// stay, so a write that read the version just before the erasure still
+/// finds the commits it must check for conflicts; a write that read an
+/// older version fails and commits nothing.
+async fn drop_log_before(table: &DeltaTable, version: u64) -> Result<()> {
     let cutoff = chrono::Utc::now().timestamp_millis() + 1;
     deltalake_core::checkpoints::cleanup_expired_logs_for(
         version,
@@ -866,6 +869,20 @@ fn guard_profile_id(column: &str, value: String, erased: &ErasedProfiles) -> Str
         format!("{REFUSE_ERASED}({value})")
     } else {
         value
+    }
+}
+
+/// A write whose table version was dropped from the log while it ran (by
+/// `FORGET PROFILE`, [`drop_log_before`]) commits nothing: say so, and
+/// that running it again is safe.
+fn compacted_during_write(e: deltalake_core::DeltaTableError) -> EngineError {
+    match e {
+        deltalake_core::DeltaTableError::InvalidVersion(v) => EngineError::Incomplete(format!(
+            "the table's log before version {} was dropped while this write ran (FORGET PROFILE \
+             erased rows of it): nothing was written; run the write again",
+            v + 1
+        )),
+        e => e.into(),
     }
 }
 

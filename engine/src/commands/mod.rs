@@ -8,6 +8,8 @@
 //!   users, roles and grants: `security.rs`.
 
 mod ddl;
+#[cfg(test)]
+mod erasure_tests;
 pub(crate) mod ingest;
 pub(crate) mod managed;
 pub(crate) mod security;

@@ -1,0 +1,323 @@
+//! `FORGET PROFILE` against the write paths and failures: a write racing
+//! an erasure, an erasure that fails half way, and what stays on disk.
+
+use std::sync::Arc;
+
+use arrow::array::{AsArray, Int32Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::TableReference;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::{Engine, EngineConfig, ErrorKind, IngestMode, Outcome};
+
+async fn open(dir: &tempfile::TempDir) -> Arc<Engine> {
+    Engine::open(EngineConfig::new(dir.path().to_str().unwrap()))
+        .await
+        .unwrap()
+}
+
+async fn run(engine: &Arc<Engine>, sql: &str) -> crate::Result<Vec<RecordBatch>> {
+    let session = engine.session("test").unwrap();
+    match session.execute(sql, vec![]).await? {
+        Outcome::Rows { stream, .. } => Ok(stream.try_collect().await?),
+        Outcome::Done { .. } => Ok(vec![]),
+    }
+}
+
+/// The first column of every row, as text.
+async fn column(engine: &Arc<Engine>, sql: &str) -> Vec<String> {
+    let batches = run(
+        engine,
+        &format!("SELECT CAST(x AS VARCHAR) FROM ({sql}) AS q(x)"),
+    )
+    .await
+    .unwrap();
+    let mut out: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            arrow::compute::cast(b.column(0), &DataType::Utf8)
+                .unwrap()
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or("NULL").to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn events(rows: &[(&str, i32)]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("profile_id", DataType::Utf8, true),
+        Field::new("n", DataType::Int32, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.1))),
+        ],
+    )
+    .unwrap()
+}
+
+/// An ingest of `first`, then of what the returned sender sends, into
+/// `table`; the receiver fires once the write consumed its first batch
+/// (it read the tombstones before that).
+fn slow_ingest(
+    engine: &Arc<Engine>,
+    table: &'static str,
+    first: RecordBatch,
+) -> (
+    tokio::task::JoinHandle<crate::Result<u64>>,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::mpsc::Sender<crate::Result<RecordBatch>>,
+) {
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let (more_tx, more_rx) = tokio::sync::mpsc::channel::<crate::Result<RecordBatch>>(1);
+    let schema = first.schema();
+    let head = futures::stream::once(async move {
+        let _ = started_tx.send(());
+        Ok(first)
+    });
+    let rest =
+        futures::stream::unfold(
+            more_rx,
+            |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
+        );
+    let stream = Box::pin(head.chain(rest));
+    let engine = Arc::clone(engine);
+    let task = tokio::spawn(async move {
+        engine
+            .session("collector")
+            .unwrap()
+            .ingest(
+                &TableReference::bare(table),
+                IngestMode::Append,
+                schema,
+                stream,
+            )
+            .await
+    });
+    (task, started_rx, more_tx)
+}
+
+/// An ingest that read the tombstones before `FORGET PROFILE` wrote its
+/// own commits the profile's rows after the erasure scanned the table
+/// (which held none of them): the writer erases them after its commit.
+#[tokio::test]
+async fn a_write_racing_an_erasure_keeps_none_of_the_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(&dir).await;
+    run(&engine, "CREATE TABLE ev (profile_id VARCHAR, n INT)")
+        .await
+        .unwrap();
+    run(&engine, "INSERT INTO ev VALUES ('p1', 1)")
+        .await
+        .unwrap();
+
+    let (ingest, started, more) = slow_ingest(&engine, "ev", events(&[("p2", 3), ("p3", 4)]));
+    started.await.unwrap();
+    run(&engine, "FORGET PROFILE 'p2'").await.unwrap();
+    more.send(Ok(events(&[("p2", 5)]))).await.unwrap();
+    drop(more);
+    let written = ingest.await.unwrap().unwrap();
+    assert_eq!(written, 3, "the write itself did not know of the erasure");
+
+    assert_eq!(
+        column(&engine, "SELECT profile_id FROM ev").await,
+        ["p1", "p3"]
+    );
+    // Later writes drop p2 at once.
+    run(&engine, "INSERT INTO ev VALUES ('p2', 6), ('p4', 7)")
+        .await
+        .unwrap();
+    assert_eq!(
+        column(&engine, "SELECT profile_id FROM ev").await,
+        ["p1", "p3", "p4"]
+    );
+}
+
+/// When the erasure rewrote the table a write had read, and dropped the
+/// log history before the rewrite, the write fails cleanly (retryable,
+/// nothing written) and its retry drops the erased profile.
+#[tokio::test]
+async fn a_write_whose_table_an_erasure_rewrote_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(&dir).await;
+    run(&engine, "CREATE TABLE ev (profile_id VARCHAR, n INT)")
+        .await
+        .unwrap();
+    run(&engine, "INSERT INTO ev VALUES ('p1', 1), ('p2', 2)")
+        .await
+        .unwrap();
+
+    let (ingest, started, more) = slow_ingest(&engine, "ev", events(&[("p2", 3), ("p3", 4)]));
+    started.await.unwrap();
+    run(&engine, "FORGET PROFILE 'p2'").await.unwrap();
+    drop(more);
+    let e = ingest.await.unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.to_string().contains("run the write again"), "{e}");
+    assert_eq!(column(&engine, "SELECT profile_id FROM ev").await, ["p1"]);
+
+    let (ingest, started, more) = slow_ingest(&engine, "ev", events(&[("p2", 3), ("p3", 4)]));
+    started.await.unwrap();
+    drop(more);
+    assert_eq!(ingest.await.unwrap().unwrap(), 1);
+    assert_eq!(
+        column(&engine, "SELECT profile_id FROM ev").await,
+        ["p1", "p3"]
+    );
+}
+
+/// The newest `_delta_log` entry of table `t`'s directory.
+fn log_dir(engine_dir: &tempfile::TempDir, location: &str) -> std::path::PathBuf {
+    let root = url::Url::parse(location).unwrap().to_file_path().unwrap();
+    assert!(root.starts_with(engine_dir.path()));
+    root.join("_delta_log")
+}
+
+/// A table that cannot be erased leaves the receipt pending, the others
+/// erased and the tombstone in force; running FORGET again finishes.
+#[tokio::test]
+async fn a_failed_erasure_is_finished_by_running_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(&dir).await;
+    for t in ["a", "b"] {
+        run(
+            &engine,
+            &format!("CREATE TABLE {t} (profile_id VARCHAR, n INT)"),
+        )
+        .await
+        .unwrap();
+        run(
+            &engine,
+            &format!("INSERT INTO {t} VALUES ('p1', 1), ('p2', 2)"),
+        )
+        .await
+        .unwrap();
+    }
+    // Break b: a garbage next commit in its log.
+    let location = engine
+        .catalog()
+        .await
+        .unwrap()
+        .state
+        .table("public", "b")
+        .unwrap()
+        .location
+        .clone();
+    let garbage = log_dir(&dir, &location).join(format!("{:020}.json", 2));
+    std::fs::write(&garbage, "not json\n").unwrap();
+
+    let e = run(&engine, "FORGET PROFILE 'p1'").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("public.b") && message.contains("run it again") && !message.contains("p1"),
+        "{message}"
+    );
+    assert_eq!(column(&engine, "SELECT profile_id FROM a").await, ["p2"]);
+    assert_eq!(
+        column(
+            &engine,
+            "SELECT state || ' ' || coalesce(table_name, '-') || ' ' || CAST(error IS NOT NULL AS VARCHAR) \
+             || ' ' || CAST(completed_at IS NULL AS VARCHAR) FROM system.erasures"
+        )
+        .await,
+        ["pending a true true"]
+    );
+    // The tombstone is in force while pending.
+    run(&engine, "INSERT INTO a VALUES ('p1', 3), ('p3', 4)")
+        .await
+        .unwrap();
+    assert_eq!(
+        column(&engine, "SELECT profile_id FROM a").await,
+        ["p2", "p3"]
+    );
+
+    std::fs::remove_file(&garbage).unwrap();
+    let removed = run(&engine, "FORGET PROFILE 'p1'").await;
+    assert!(removed.is_ok(), "{removed:?}");
+    assert_eq!(column(&engine, "SELECT profile_id FROM b").await, ["p2"]);
+    assert_eq!(
+        column(
+            &engine,
+            "SELECT state || ' ' || table_name || ' ' || CAST(rows_removed AS VARCHAR) \
+             || ' ' || CAST(error IS NULL AND completed_at >= erased_at AS VARCHAR) FROM system.erasures"
+        )
+        .await,
+        ["done a 1 true", "done b 1 true"]
+    );
+}
+
+/// Every file under `root` that contains `needle`.
+fn files_containing(root: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut out = vec![];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    out.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// After FORGET PROFILE no file of the warehouse holds the id: not the
+/// data files, the Delta logs and checkpoints, the catalog, the receipts
+/// or the audit trail.
+#[tokio::test]
+async fn no_file_of_the_warehouse_keeps_an_erased_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(&dir).await;
+    let id = "victim-7f3a@example.com";
+    run(&engine, "CREATE TABLE ev (profile_id VARCHAR, n INT)")
+        .await
+        .unwrap();
+    run(
+        &engine,
+        "CREATE TABLE profiles (profile_id VARCHAR, country VARCHAR, age INT)",
+    )
+    .await
+    .unwrap();
+    for i in 0..3 {
+        run(
+            &engine,
+            &format!("INSERT INTO ev VALUES ('{id}', {i}), ('p{i}', {i})"),
+        )
+        .await
+        .unwrap();
+    }
+    run(
+        &engine,
+        &format!("INSERT INTO profiles VALUES ('{id}', 'FR', 40), ('p1', 'DE', 30)"),
+    )
+    .await
+    .unwrap();
+    run(&engine, "UPDATE profiles SET age = age + 1")
+        .await
+        .unwrap();
+    // The grep finds the id before the erasure (in column statistics of
+    // the log at least), so it would find what the erasure leaves behind.
+    assert!(!files_containing(dir.path(), id.as_bytes()).is_empty());
+
+    run(&engine, &format!("FORGET PROFILE '{id}'"))
+        .await
+        .unwrap();
+    engine.flush_audit().await.unwrap();
+    assert_eq!(
+        files_containing(dir.path(), id.as_bytes()),
+        Vec::<String>::new()
+    );
+    assert_eq!(column(&engine, "SELECT count(*) FROM ev").await, ["3"]);
+}
