@@ -321,3 +321,91 @@ async fn no_file_of_the_warehouse_keeps_an_erased_id() {
     );
     assert_eq!(column(&engine, "SELECT count(*) FROM ev").await, ["3"]);
 }
+
+/// Copies the directory `from` to `to`, every file last modified `age` ago.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path, age: std::time::Duration) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target, age);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+            let f = std::fs::File::options().write(true).open(&target).unwrap();
+            f.set_modified(std::time::SystemTime::now() - age).unwrap();
+        }
+    }
+}
+
+fn file_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() { file_count(&p) } else { 1 }
+        })
+        .sum()
+}
+
+/// `VACUUM WAREHOUSE` deletes table directories no catalog entry names
+/// once they are older than the retention (never younger than a day: a
+/// CREATE TABLE in progress writes before the catalog names it), and
+/// nothing else.
+#[tokio::test]
+async fn vacuum_warehouse_sweeps_orphan_table_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(&dir).await;
+    run(&engine, "CREATE TABLE t (profile_id VARCHAR, n INT)")
+        .await
+        .unwrap();
+    run(&engine, "INSERT INTO t VALUES ('p1', 1), ('p2', 2)")
+        .await
+        .unwrap();
+    let location = engine
+        .catalog()
+        .await
+        .unwrap()
+        .state
+        .table("public", "t")
+        .unwrap()
+        .location
+        .clone();
+    let live = url::Url::parse(&location).unwrap().to_file_path().unwrap();
+    let table_dir = live.parent().unwrap();
+    // The data of a replaced generation whose deletion failed (two days
+    // old), of a dropped table (two days old), and of a CREATE TABLE in
+    // progress (an hour old).
+    let day = std::time::Duration::from_secs(86_400);
+    let replaced = table_dir.join("00000000-old-generation");
+    let dropped = dir.path().join("tables/public/gone/11111111-dropped");
+    let in_progress = dir.path().join("tables/public/new/22222222-in-progress");
+    copy_dir(&live, &replaced, 2 * day);
+    copy_dir(&live, &dropped, 2 * day);
+    copy_dir(&live, &in_progress, day / 24);
+    let old_files = file_count(&replaced) + file_count(&dropped);
+    let live_files = file_count(&live);
+
+    let dry = run(&engine, "VACUUM WAREHOUSE RETAIN 0 HOURS DRY RUN")
+        .await
+        .unwrap();
+    assert!(dry.is_empty());
+    assert!(replaced.exists() && dropped.exists());
+    let session = engine.session("test").unwrap();
+    let Outcome::Done { rows_affected } = session
+        .execute("VACUUM WAREHOUSE RETAIN 0 HOURS", vec![])
+        .await
+        .unwrap()
+    else {
+        panic!("VACUUM returns no rows")
+    };
+    assert_eq!(rows_affected, Some(old_files as u64));
+    assert!(!replaced.exists() || file_count(&replaced) == 0);
+    assert!(!dropped.exists() || file_count(&dropped) == 0);
+    assert_eq!(file_count(&in_progress), live_files, "younger than a day");
+    assert_eq!(file_count(&live), live_files);
+    assert_eq!(
+        column(&engine, "SELECT profile_id FROM t").await,
+        ["p1", "p2"]
+    );
+}

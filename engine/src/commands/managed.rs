@@ -51,10 +51,15 @@ impl StatementContext {
             SeglakeStatement::Merge(m) => self.merge(*m).await?,
             SeglakeStatement::Optimize { table } => self.optimize(&table).await?,
             SeglakeStatement::Vacuum {
-                table,
+                table: Some(table),
                 retain_hours,
                 dry_run,
             } => self.vacuum(&table, retain_hours, dry_run).await?,
+            SeglakeStatement::Vacuum {
+                table: None,
+                retain_hours,
+                dry_run,
+            } => self.vacuum_warehouse(retain_hours, dry_run).await?,
             SeglakeStatement::ForgetProfile {
                 profile_id: ProfileId::Literal(profile_id),
             } => self.forget_profile(&profile_id).await?,
@@ -685,14 +690,27 @@ impl StatementContext {
         dry_run: bool,
     ) -> Result<u64> {
         let (schema, table_name, entry) = self.managed_table(name, "VACUUM").await?;
+        self.vacuum_entry(&schema, &table_name, &entry.location, retain_hours, dry_run)
+            .await
+    }
+
+    /// `VACUUM` of the managed table `schema.name` at `location`.
+    pub(crate) async fn vacuum_entry(
+        &self,
+        schema: &str,
+        name: &str,
+        location: &str,
+        retain_hours: Option<f64>,
+        dry_run: bool,
+    ) -> Result<u64> {
         let mode = match retain_hours {
             Some(h) if h < ORPHAN_MIN_RETAIN_HOURS => VacuumMode::Lite,
             _ => VacuumMode::Full,
         };
         let deleted = self
-            .vacuum_location(&entry.location, retain_hours, dry_run, mode)
+            .vacuum_location(location, retain_hours, dry_run, mode)
             .await?;
-        info!(user = %self.user(), table = %format!("{schema}.{table_name}"), deleted, dry_run, "vacuum done");
+        info!(user = %self.user(), table = %format!("{schema}.{name}"), deleted, dry_run, "vacuum done");
         Ok(deleted)
     }
 

@@ -12,6 +12,7 @@ mod ddl;
 mod erasure_tests;
 pub(crate) mod ingest;
 pub(crate) mod managed;
+mod orphans;
 pub(crate) mod security;
 pub(crate) mod segments;
 

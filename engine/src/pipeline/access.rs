@@ -24,6 +24,8 @@ pub(crate) enum Object {
     Schema(String),
     /// Every managed table (`FORGET PROFILE`).
     AllTables,
+    /// The warehouse's files (`VACUUM WAREHOUSE`).
+    Warehouse,
     /// A location outside the catalog: a path or URL (external table
     /// LOCATION, COPY target, file destination path), as written.
     Location(String),
@@ -46,6 +48,7 @@ impl Object {
             Self::Table { schema, table } => format!("{schema}.{table}"),
             Self::Schema(s) => format!("schema {s}"),
             Self::AllTables => "every managed table".into(),
+            Self::Warehouse => "the warehouse".into(),
             Self::Location(l) => format!("location {l}"),
             Self::Webhook(url) => format!("webhook {}", crate::egress::redacted(url)),
             Self::Segment(Some(s)) => format!("segment {s}"),
@@ -188,8 +191,14 @@ impl Access {
     fn add_seglake(&mut self, cx: &StatementContext, statement: &SeglakeStatement) -> Result<()> {
         let named = |name| table_of_parts(cx, &object_name_parts(name));
         match statement {
-            SeglakeStatement::Optimize { table } | SeglakeStatement::Vacuum { table, .. } => {
+            SeglakeStatement::Optimize { table }
+            | SeglakeStatement::Vacuum {
+                table: Some(table), ..
+            } => {
                 self.writes.insert(named(table));
+            }
+            SeglakeStatement::Vacuum { table: None, .. } => {
+                self.writes.insert(Object::Warehouse);
             }
             SeglakeStatement::ForgetProfile { .. } => {
                 self.writes.insert(Object::AllTables);

@@ -211,6 +211,7 @@ fn needs(cx: &StatementContext, plan: &Plan, access: &Access) -> Vec<Need> {
             Object::Location(_) => out.push(warehouse(Privilege::External)),
             Object::Destination(_) | Object::Webhook(_) => out.push(warehouse(Privilege::Activate)),
             Object::AllTables => out.push(warehouse(Privilege::Forget)),
+            Object::Warehouse => out.push(warehouse(Privilege::Maintain)),
             Object::Schema(s) => out.push(Need::Admin(format!("reading schema {s}"))),
             Object::Settings | Object::Security => {}
         }
@@ -228,6 +229,7 @@ fn needs(cx: &StatementContext, plan: &Plan, access: &Access) -> Vec<Need> {
             Object::Schema(s) if segment_statement && s == SEGMENT_DATA_SCHEMA => {}
             Object::Schema(s) => out.push(Need::Admin(format!("CREATE or DROP SCHEMA {s}"))),
             Object::AllTables => out.push(warehouse(Privilege::Forget)),
+            Object::Warehouse => out.push(warehouse(Privilege::Maintain)),
             Object::Segment(_) => match plan {
                 Plan::Seglake(SeglakeStatement::Segment(
                     SegmentStatement::Activate { .. } | SegmentStatement::Deactivate { .. },

@@ -288,12 +288,23 @@ mod tests {
                 retain_hours,
                 dry_run,
             } => {
-                assert_eq!(seglake::object_name_parts(&table), ["crm", "events"]);
+                assert_eq!(
+                    seglake::object_name_parts(&table.unwrap()),
+                    ["crm", "events"]
+                );
                 assert_eq!(retain_hours, Some(0.0));
                 assert!(dry_run);
             }
             other => panic!("{other:?}"),
         }
+        assert!(matches!(
+            seglake("VACUUM WAREHOUSE RETAIN 200 HOURS"),
+            SeglakeStatement::Vacuum {
+                table: None,
+                retain_hours: Some(200.0),
+                dry_run: false
+            }
+        ));
         match seglake("FORGET PROFILE 'p-1'") {
             SeglakeStatement::ForgetProfile { profile_id } => {
                 assert_eq!(profile_id, ProfileId::Literal("p-1".into()))

@@ -1,6 +1,6 @@
 //! Seglake's own statements (the front-end in `sql/mod.rs` decides which
 //! statements are ours):
-//! - `OPTIMIZE TABLE t`, `VACUUM TABLE t [RETAIN n HOURS] [DRY RUN]`,
+//! - `OPTIMIZE TABLE t`, `VACUUM { TABLE t | WAREHOUSE } [RETAIN n HOURS] [DRY RUN]`,
 //!   `FORGET PROFILE '<id>' | $n`, parsed here with sqlparser's parser API;
 //! - `UPDATE`, `DELETE` and `MERGE INTO` on managed tables: sqlparser parses
 //!   them, Seglake runs them as Delta operations;
@@ -30,8 +30,9 @@ pub(crate) enum SeglakeStatement {
     Optimize {
         table: ObjectName,
     },
+    /// `table` is `None` for `VACUUM WAREHOUSE`.
     Vacuum {
-        table: ObjectName,
+        table: Option<ObjectName>,
         retain_hours: Option<f64>,
         dry_run: bool,
     },
@@ -83,8 +84,12 @@ pub(crate) fn parse_custom(mut p: Parser<'_>) -> Result<SeglakeStatement> {
         let table = p.parse_object_name(false).map_err(parse_error)?;
         SeglakeStatement::Optimize { table }
     } else if word(&mut p, "VACUUM") {
-        let _ = p.parse_keyword(Keyword::TABLE);
-        let table = p.parse_object_name(false).map_err(parse_error)?;
+        let table = if word(&mut p, "WAREHOUSE") {
+            None
+        } else {
+            let _ = p.parse_keyword(Keyword::TABLE);
+            Some(p.parse_object_name(false).map_err(parse_error)?)
+        };
         let mut retain_hours = None;
         let mut dry_run = false;
         loop {
