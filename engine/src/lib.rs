@@ -17,6 +17,8 @@ mod config;
 pub mod distributed;
 mod egress;
 mod engine;
+#[cfg(test)]
+mod erasure_tests;
 mod error;
 mod optimizer;
 pub mod pipeline;

@@ -8,8 +8,6 @@
 //!   users, roles and grants: `security.rs`.
 
 mod ddl;
-#[cfg(test)]
-mod erasure_tests;
 pub(crate) mod ingest;
 pub(crate) mod managed;
 mod orphans;
