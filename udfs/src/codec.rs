@@ -547,6 +547,43 @@ mod tests {
         .await;
     }
 
+    /// The erasure filter is not in any registry: its key and tombstones
+    /// travel in the plan, and a bare worker filters the same rows.
+    #[tokio::test]
+    async fn the_erasure_filter_ships_with_its_tombstones() {
+        use crate::erased_profiles::{ErasedProfiles, ErasureKey};
+        use datafusion::prelude::col;
+        let key = ErasureKey::new([9; 32]);
+        let erased = ErasedProfiles::new(key.clone(), [key.hash("p2")]);
+        let ctx = context();
+        ctx.sql(FIXTURE).await.unwrap().collect().await.unwrap();
+        let plan = ctx
+            .table("events")
+            .await
+            .unwrap()
+            .filter(erased.erased(col("profile_id")).is_not_true())
+            .unwrap()
+            .select_columns(&["profile_id"])
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let codec = SeglakeCodec::new();
+        let bytes = physical_plan_to_bytes_with_extension_codec(plan, &codec).unwrap();
+        let bare = SessionContext::new_with_state(
+            SessionStateBuilder::new().with_default_features().build(),
+        );
+        let decoded =
+            physical_plan_from_bytes_with_extension_codec(&bytes, &bare.task_ctx(), &codec)
+                .unwrap();
+        let got = collect(decoded, bare.task_ctx()).await.unwrap();
+        // The fixture's rows without p2's two.
+        assert_eq!(
+            sorted_pretty(&got),
+            "+------------+\n| profile_id |\n+------------+\n| p1         |\n| p1         |\n| p3         |\n+------------+"
+        );
+    }
+
     #[tokio::test]
     async fn rfm_segment_round_trip() {
         round_trip("SELECT profile_id, rfm_segment(r, f) AS segment FROM events").await;
