@@ -61,6 +61,10 @@ pub struct IngestKey {
     pub key_sha256: String,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// When the collector last accepted a request with it (to the
+    /// minute: servers record uses at most once a minute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// A new ingest key: `sgk_` and 64 hex digits (256 random bits).
@@ -494,6 +498,26 @@ impl Security {
         Ok(())
     }
 
+    /// Records uses of ingest keys (`uses`: key digest to the time of its
+    /// last use) that are at least `step` newer than the recorded one;
+    /// whether any was.
+    pub fn record_key_uses(
+        &mut self,
+        uses: &std::collections::HashMap<String, DateTime<Utc>>,
+        step: chrono::Duration,
+    ) -> bool {
+        let mut changed = false;
+        for key in self.ingest_keys.values_mut() {
+            if let Some(at) = uses.get(&key.key_sha256)
+                && key.last_used_at.is_none_or(|last| *at - last >= step)
+            {
+                key.last_used_at = Some(*at);
+                changed = true;
+            }
+        }
+        changed
+    }
+
     /// The ingest key whose secret is `key`, with its name.
     pub fn ingest_key(&self, key: &str) -> Option<(&str, &IngestKey)> {
         let digest = ingest_key_digest(key);
@@ -609,6 +633,7 @@ mod tests {
             key_sha256: ingest_key_digest(&secret),
             created_at: now(),
             created_by: "root".into(),
+            last_used_at: None,
         };
         for bad in [
             "https://shop.example/",

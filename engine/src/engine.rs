@@ -159,9 +159,17 @@ impl Engine {
         }
     }
 
-    /// Writes the buffered audit records now (a server stopping).
+    /// Writes the buffered audit records and ingest key uses now (a
+    /// server stopping).
     pub async fn flush_audit(&self) -> Result<()> {
+        self.storage.flush_key_uses().await?;
         self.storage.audit().flush().await
+    }
+
+    /// The collector accepted a request with the ingest key `key`
+    /// (`system.ingest_keys.last_used_at`).
+    pub fn ingest_key_used(&self, key: &str) {
+        self.storage.key_uses.note(key, chrono::Utc::now());
     }
 
     /// The storage handle (statements get it through [`Engine::handles`]).
@@ -380,6 +388,9 @@ async fn write_audit(storage: std::sync::Weak<Storage>) {
         }
         if let Err(e) = storage.audit().flush().await {
             tracing::warn!(error = %e, "audit records not written yet (kept for the next batch)");
+        }
+        if let Err(e) = storage.flush_key_uses().await {
+            tracing::warn!(error = %e, "ingest key uses not written yet (kept for the next batch)");
         }
         drop(storage);
         tokio::time::sleep(crate::storage::audit::FLUSH_INTERVAL).await;

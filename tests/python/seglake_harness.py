@@ -636,3 +636,16 @@ def catalog_contention(connections, *, max_commits: int, max_seconds: float) -> 
         for f in [pool.submit(work, i) for i in range(len(connections))]:
             f.result(timeout=max_seconds + 120)
     return committed[0], errors
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Polls `predicate` until it returns something true (returned), or
+    fails after `timeout` seconds naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)  # poll until the deadline

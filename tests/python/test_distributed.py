@@ -66,17 +66,6 @@ def url_of(worker: h.ServerProcess) -> str:
     return f"{h.worker_url(worker.address)}/"
 
 
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)  # poll until the deadline
-
-
 def test_work_runs_on_the_workers(cluster, duck):
     conn = cluster.connect()
     try:
@@ -146,7 +135,7 @@ def test_worker_killed_mid_query(cluster, cluster_launch, duck):
         thread = threading.Thread(target=run, name="heavy-query")
         thread.start()
         # Kill the worker once the query has sent it a task.
-        wait_for(lambda: workers_table(watcher)[victim_url]["tasks"] > tasks_before, 60, "a task on the victim")
+        h.wait_for(lambda: workers_table(watcher)[victim_url]["tasks"] > tasks_before, 60, "a task on the victim")
         killed_at = time.monotonic()
         victim.kill()
         thread.join(timeout=300)
@@ -165,7 +154,7 @@ def test_worker_killed_mid_query(cluster, cluster_launch, duck):
         # remaining workers; the dead worker is down.
         assert cluster.processes[-1].alive()
         h.assert_rows_equal(h.rows(h.run_sql(watcher, HEAVY_QUERY)), expected)
-        table = wait_for(
+        table = h.wait_for(
             lambda: (t := workers_table(watcher))[victim_url]["state"] == "down" and t, 10, "the victim marked down"
         )
         assert table[victim_url]["last_error"], table
@@ -178,7 +167,7 @@ def test_worker_killed_mid_query(cluster, cluster_launch, duck):
         cluster.workers.remove(victim)
         cluster.processes.insert(0, revived)
         cluster.workers.insert(0, revived)
-        wait_for(lambda: workers_table(watcher)[victim_url]["state"] == "up", 20, "the worker taken back")
+        h.wait_for(lambda: workers_table(watcher)[victim_url]["state"] == "up", 20, "the worker taken back")
         tasks = workers_table(watcher)[victim_url]["tasks"]
         h.assert_rows_equal(h.rows(h.run_sql(watcher, HEAVY_QUERY)), expected)
         assert workers_table(watcher)[victim_url]["tasks"] > tasks
@@ -197,7 +186,7 @@ def test_every_worker_gone_runs_on_the_coordinator(cluster, duck):
         sql = "SELECT channel, count(*) FROM events GROUP BY 1"
         # The first query may fail (UNAVAILABLE) if it was planned before
         # the health check noticed; it must not hang, and later ones work.
-        wait_for(
+        h.wait_for(
             lambda: all(w["state"] == "down" for w in workers_table(conn).values()), 10, "every worker down"
         )
         h.assert_rows_equal(h.rows(h.run_sql(conn, sql)), duck.rows(sql))
@@ -280,7 +269,7 @@ def test_only_a_coordinator_with_the_secret_uses_the_worker(cluster_launch, logs
         for coordinator, state in ((good, "up"), (bad, "unusable")):
             conn = h.connect(coordinator.uri)
             try:
-                rows = wait_for(
+                rows = h.wait_for(
                     lambda: [r for r in workers_table(conn).values() if r["state"] == state],
                     10,
                     f"the worker {state}",

@@ -2,6 +2,7 @@
 account made in SQL logs in on every server sharing the warehouse, without
 a restart, and sees and does only what it is granted."""
 
+import datetime as dt
 import random
 from pathlib import Path
 
@@ -174,6 +175,9 @@ def test_ingest_keys_only_append_through_the_collector(pair, root):
     assert key.startswith("sgk_") and len(key) == 68
     bearer = f"Bearer {key}"
     before = h.rows(h.run_sql(root, "SELECT count(*) FROM events"))[0][0]
+    last_used = "SELECT last_used_at FROM system.ingest_keys WHERE name = 'web'"
+    assert h.rows(h.run_sql(root, last_used)) == [(None,)]
+    t0 = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
     # Server to server (no Origin): appended.
     events = cc.make_events(random.Random(7), "key-", 4)
@@ -191,6 +195,17 @@ def test_ingest_keys_only_append_through_the_collector(pair, root):
     assert status == 403, body
     assert "Access-Control-Allow-Origin" not in headers
     assert h.rows(h.run_sql(root, "SELECT count(*) FROM events"))[0][0] == before + 6
+    # The key's last use: at once on the server that took the requests, and
+    # on the other server once written to the catalog (in the background).
+    t1 = dt.datetime.now(dt.timezone.utc)
+    [(used,)] = h.rows(h.run_sql(root, last_used))
+    assert used is not None and t0 <= used <= t1, (t0, used, t1)
+    on_b = pair[1].connect(ROOT, ROOT_PW)
+    try:
+        seen = h.wait_for(lambda: h.rows(h.run_sql(on_b, last_used))[0][0], 10, "the key's use on server b")
+        assert t0 <= seen <= t1, (t0, seen, t1)
+    finally:
+        on_b.close()
 
     # The browser's preflight: allowed for the key's origin only.
     status, headers, _ = cc.request(f"{a.collector_url}/v1/events", method="OPTIONS", headers={"Origin": shop})
@@ -209,6 +224,8 @@ def test_ingest_keys_only_append_through_the_collector(pair, root):
     other = h.rows(h.run_sql(root, "CREATE INGEST KEY other FOR TABLE other_events"))[0][2]
     status, _, body = cc.post_events(a.collector_url, events, authorization=f"Bearer {other}")
     assert status == 403 and "appends to" in body["error"], body
+    # A refused request is not a use.
+    assert h.rows(h.run_sql(root, "SELECT last_used_at FROM system.ingest_keys WHERE name = 'other'")) == [(None,)]
     # Unknown and dropped keys: 401.
     status, _, _ = cc.post_events(a.collector_url, events, authorization="Bearer sgk_" + "0" * 64)
     assert status == 401

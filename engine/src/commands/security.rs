@@ -184,6 +184,7 @@ impl StatementContext {
                     key_sha256: model::ingest_key_digest(&key),
                     created_at: now,
                     created_by: by.clone(),
+                    last_used_at: None,
                 };
                 catalog
                     .update(|st| st.security.create_ingest_key(&name, entry.clone()))

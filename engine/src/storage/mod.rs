@@ -8,6 +8,7 @@
 //!   erasure filters;
 //! - `delta_scan.rs`: Delta scans a coordinator ships to workers;
 //! - `erasure.rs`: the erasure key and the tombstones writes filter;
+//! - `key_uses.rs`: when ingest keys were last used;
 //! - `audit.rs`: the audit trail (`system.audit`), JSON lines in the
 //!   warehouse;
 //! - `confined.rs`: the read-only, confined object stores of workers;
@@ -18,6 +19,7 @@ pub(crate) mod confined;
 pub(crate) mod delta;
 pub(crate) mod delta_scan;
 pub(crate) mod erasure;
+pub(crate) mod key_uses;
 pub(crate) mod locations;
 
 use std::sync::{Arc, OnceLock};
@@ -49,6 +51,8 @@ pub(crate) struct Storage {
     pub(crate) delta_tables: delta::TableCache,
     /// Who did what (`system.audit`).
     audit: audit::AuditLog,
+    /// Ingest key uses not in the catalog yet.
+    pub(crate) key_uses: key_uses::KeyUses,
     /// The warehouse's erasure key, once read or created.
     erasure_key: tokio::sync::OnceCell<seglake_udfs::erased_profiles::ErasureKey>,
 }
@@ -78,6 +82,7 @@ impl Storage {
             scan_session: OnceLock::new(),
             delta_tables: delta::TableCache::default(),
             erasure_key: tokio::sync::OnceCell::new(),
+            key_uses: key_uses::KeyUses::default(),
         })
     }
 

@@ -476,6 +476,7 @@ async fn with_ingest_key(state: &AppState, key: &str, request: Request, next: Ne
             ),
         );
     }
+    state.engine.ingest_key_used(key);
     let mut response = next.run(request).await;
     if let Some(origin) = origin
         && let Ok(value) = header::HeaderValue::from_str(&origin)

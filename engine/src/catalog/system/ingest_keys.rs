@@ -1,5 +1,6 @@
 //! `system.ingest_keys`: the collector's ingest keys, their table and
-//! allowed origins (never the key, nor its hash). Administrators only.
+//! allowed origins, when each was last used (never the key, nor its
+//! hash). Administrators only.
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ impl SystemTable for IngestKeys {
             Field::new("origins", DataType::Utf8, false),
             Field::new("created_at", utc_ms(), false),
             Field::new("created_by", DataType::Utf8, false),
+            Field::new("last_used_at", utc_ms(), true),
         ]))
     }
 
@@ -44,6 +46,10 @@ impl SystemTable for IngestKeys {
                     .map(|(_, k)| Some(k.created_at.timestamp_millis())),
             ),
             strings(keys.iter().map(|(_, k)| Some(k.created_by.as_str()))),
+            times(keys.iter().map(|(_, k)| {
+                let pending = ctx.storage.key_uses.pending(&k.key_sha256);
+                k.last_used_at.max(pending).map(|t| t.timestamp_millis())
+            })),
         ];
         Ok(RecordBatch::try_new(self.schema(), columns)?)
     }
