@@ -32,21 +32,29 @@ use system::SystemSchema;
 /// (`pipeline::privileges::may_read`).
 pub(crate) type Visible = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
+/// What a user sees of the catalog: the tables listings show, and the
+/// grantees whose grants `system.grants` shows (the user and its roles).
+#[derive(Clone)]
+pub(crate) struct Viewer {
+    pub(crate) visible: Visible,
+    pub(crate) grantees: Arc<std::collections::BTreeSet<String>>,
+}
+
 pub(crate) struct SnapshotCatalog {
     snapshot: Arc<Snapshot>,
     parquet: TableParquetOptions,
     storage: Arc<Storage>,
     /// The workers of a coordinator, for `system.workers`.
     cluster: Option<Cluster>,
-    /// `None`: every table is listed.
-    visible: Option<Visible>,
+    /// `None`: every table is listed, every grant shown.
+    viewer: Option<Viewer>,
 }
 
 impl std::fmt::Debug for SnapshotCatalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnapshotCatalog")
             .field("version", &self.snapshot.version)
-            .field("filtered", &self.visible.is_some())
+            .field("filtered", &self.viewer.is_some())
             .finish()
     }
 }
@@ -57,14 +65,14 @@ impl SnapshotCatalog {
         parquet: TableParquetOptions,
         storage: Arc<Storage>,
         cluster: Option<Cluster>,
-        visible: Option<Visible>,
+        viewer: Option<Viewer>,
     ) -> Self {
         Self {
             snapshot,
             parquet,
             storage,
             cluster,
-            visible,
+            viewer,
         }
     }
 
@@ -74,6 +82,7 @@ impl SnapshotCatalog {
                 Arc::clone(&self.storage),
                 self.cluster.clone(),
                 Arc::clone(&self.snapshot),
+                self.viewer.as_ref().map(|v| Arc::clone(&v.grantees)),
             )));
         }
         if name == seglake_catalog::SEGMENTS_SCHEMA {
@@ -105,7 +114,7 @@ impl CatalogProvider for SnapshotCatalog {
         names.push(SYSTEM_SCHEMA.to_string());
         names.push(seglake_catalog::SEGMENTS_SCHEMA.to_string());
         names.sort();
-        if self.visible.is_some() {
+        if self.viewer.is_some() {
             names.retain(|n| self.schema(n).is_some_and(|s| !s.table_names().is_empty()));
         }
         names
@@ -113,12 +122,12 @@ impl CatalogProvider for SnapshotCatalog {
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         let inner = self.unfiltered_schema(name)?;
-        match &self.visible {
+        match &self.viewer {
             None => Some(inner),
-            Some(visible) => Some(Arc::new(FilteredSchema {
+            Some(viewer) => Some(Arc::new(FilteredSchema {
                 inner,
                 name: name.to_string(),
-                visible: Arc::clone(visible),
+                visible: Arc::clone(&viewer.visible),
             })),
         }
     }

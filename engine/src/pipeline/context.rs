@@ -162,10 +162,15 @@ impl StatementContext {
         let parquet = self.ctx.state().table_options().parquet.clone();
         // Listings show what the user may read; a name that is not shown
         // still resolves, so that the check refuses it by its privilege.
-        let visible = self.principal_in(&snapshot).filter(|p| !p.admin).map(|p| {
-            Arc::new(move |schema: &str, table: &str| {
-                super::privileges::may_read(&p, schema, table)
-            }) as crate::catalog::Visible
+        let viewer = self.principal_in(&snapshot).filter(|p| !p.admin).map(|p| {
+            let mut grantees = p.roles.clone();
+            grantees.insert(p.name.clone());
+            crate::catalog::Viewer {
+                grantees: Arc::new(grantees),
+                visible: Arc::new(move |schema: &str, table: &str| {
+                    super::privileges::may_read(&p, schema, table)
+                }),
+            }
         });
         self.ctx.register_catalog(
             DEFAULT_CATALOG,
@@ -174,7 +179,7 @@ impl StatementContext {
                 parquet,
                 Arc::clone(&self.handles.storage),
                 self.handles.cluster.clone(),
-                visible,
+                viewer,
             )),
         );
         *self.snapshot.write() = Some(Arc::clone(&snapshot));

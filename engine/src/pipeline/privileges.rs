@@ -28,12 +28,12 @@ pub(crate) const RULE: &str = "privileges";
 pub(crate) const RUNTIME_SETTINGS_RULE: &str = "no-runtime-settings";
 
 /// System tables holding secrets or personal data (passwords' owners,
-/// grants, erased ids, destinations' URLs, delivery errors):
-/// administrators only, whatever is granted.
-const SENSITIVE_SYSTEM_TABLES: [&str; 7] = [
+/// erased ids, destinations' URLs, delivery errors): administrators only,
+/// whatever is granted. (`system.grants` is everyone's: its rows are the
+/// user's own grants and its roles'.)
+const SENSITIVE_SYSTEM_TABLES: [&str; 6] = [
     "audit",
     "users",
-    "grants",
     "ingest_keys",
     "erasures",
     "destinations",
@@ -71,8 +71,8 @@ pub(crate) fn may_read(principal: &Principal, schema: &str, name: &str) -> bool 
 }
 
 fn read_need(schema: &str, name: &str) -> Option<Need> {
-    if schema == "information_schema" {
-        // Its rows are filtered by the same rule.
+    if schema == "information_schema" || (schema == SYSTEM_SCHEMA && name == "grants") {
+        // Their rows are filtered for the user.
         return None;
     }
     if schema == SYSTEM_SCHEMA && SENSITIVE_SYSTEM_TABLES.contains(&name) {

@@ -499,15 +499,17 @@ async fn the_privilege_matrix_holds() {
 /// `schema.table` of every table `session` lists (`information_schema`
 /// itself left out).
 async fn listed(session: &Session) -> Vec<String> {
-    let Outcome::Rows { stream, .. } = session
-        .execute(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
-             WHERE table_schema <> 'information_schema' ORDER BY 1",
-            vec![],
-        )
-        .await
-        .unwrap()
-    else {
+    query_strings(
+        session,
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+         WHERE table_schema <> 'information_schema' ORDER BY 1",
+    )
+    .await
+}
+
+/// The first column of `sql`'s rows, as text.
+async fn query_strings(session: &Session, sql: &str) -> Vec<String> {
+    let Outcome::Rows { stream, .. } = session.execute(sql, vec![]).await.unwrap() else {
         panic!("not a query")
     };
     let batches: Vec<_> = stream.try_collect().await.unwrap();
@@ -539,7 +541,16 @@ async fn listings_follow_grants() {
         run(&root, sql).await;
     }
     let ann = engine.session("ann").unwrap();
-    assert_eq!(listed(&ann).await, ["public.a"]);
+    // system.grants is everyone's, with the user's own rows only.
+    assert_eq!(listed(&ann).await, ["public.a", "system.grants"]);
+    run(&root, "CREATE USER bob PASSWORD 'pw'").await;
+    run(&root, "GRANT SELECT ON TABLE public.b TO bob").await;
+    let own = query_strings(
+        &ann,
+        "SELECT grantee || ' ' || privilege || ' ' || object FROM system.grants",
+    )
+    .await;
+    assert_eq!(own, ["ann SELECT public.a"]);
     let tables: Vec<String> = ann
         .tables(false)
         .await
@@ -548,9 +559,9 @@ async fn listings_follow_grants() {
         .filter(|t| t.schema != "information_schema")
         .map(|t| format!("{}.{}", t.schema, t.name))
         .collect();
-    assert_eq!(tables, ["public.a"]);
+    assert_eq!(tables, ["public.a", "system.grants"]);
     let schemas = ann.schemas().await.unwrap();
-    assert_eq!(schemas, ["information_schema", "public"]);
+    assert_eq!(schemas, ["information_schema", "public", "system"]);
     // A name that is not listed still answers PERMISSION_DENIED, not
     // NOT_FOUND, naming what is missing.
     let err = ann

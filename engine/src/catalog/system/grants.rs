@@ -1,6 +1,7 @@
 //! `system.grants`: every grant of a privilege to a user or a role, and
 //! every role held by a user (privilege `ROLE`, object the role).
-//! Administrators only; `SHOW GRANTS [FOR name]` reads it.
+//! Administrators see every row, other users their own and their roles'
+//! (`SHOW GRANTS [FOR name]` reads it).
 
 use std::sync::Arc;
 
@@ -63,7 +64,13 @@ impl SystemTable for Grants {
                 )
             })
             .collect();
+        if let Some(grantees) = &ctx.grantees {
+            rows.retain(|r| grantees.contains(&r.0));
+        }
         for (name, user) in &security.users {
+            if ctx.grantees.as_ref().is_some_and(|g| !g.contains(name)) {
+                continue;
+            }
             for role in &user.roles {
                 rows.push((
                     name.clone(),

@@ -147,6 +147,8 @@ struct SystemContext {
     snapshot: Arc<Snapshot>,
     storage: Arc<Storage>,
     cluster: Option<Cluster>,
+    /// The grantees whose grants `system.grants` shows (`None`: all).
+    grantees: Option<Arc<std::collections::BTreeSet<String>>>,
 }
 
 /// Whether `name` is a table of the `system` schema.
@@ -165,12 +167,14 @@ impl SystemSchema {
         storage: Arc<Storage>,
         cluster: Option<Cluster>,
         snapshot: Arc<Snapshot>,
+        grantees: Option<Arc<std::collections::BTreeSet<String>>>,
     ) -> Self {
         Self {
             ctx: SystemContext {
                 snapshot,
                 storage,
                 cluster,
+                grantees,
             },
         }
     }
