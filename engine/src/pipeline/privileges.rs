@@ -143,25 +143,70 @@ pub(crate) fn authorize_refresh(cx: &StatementContext, plan: &Plan) -> Result<()
         let Some(author) = cx.principal_of(&definition.author) else {
             return Ok(());
         };
-        if author.admin {
-            continue;
-        }
-        let reads = Access::of_query(cx, &definition.sql)?.reads;
-        for object in reads {
-            if let Object::Table { schema, table } = object
-                && !may_read(&author, &schema, &table)
-            {
-                return Err(EngineError::denied(
-                    RULE,
-                    format!(
-                        "segment '{name}' reads {schema}.{table}, which its author '{}' may no \
-                         longer read (SELECT ON TABLE {schema}.{table}): a segment refreshes \
-                         with its author's rights",
-                        author.name
-                    ),
-                ));
+        if !author.admin {
+            let reads = Access::of_query(cx, &definition.sql)?.reads;
+            for object in reads {
+                if let Object::Table { schema, table } = object
+                    && !may_read(&author, &schema, &table)
+                {
+                    return Err(EngineError::denied(
+                        RULE,
+                        format!(
+                            "segment '{name}' reads {schema}.{table}, which its author '{}' may \
+                             no longer read (SELECT ON TABLE {schema}.{table}): a segment \
+                             refreshes with its author's rights",
+                            author.name
+                        ),
+                    ));
+                }
             }
         }
+        // A refresh delivers to the segment's activations: each with the
+        // rights of whoever activated it.
+        for activation in &entry.activations {
+            authorize_delivery(cx, &name, activation)?;
+        }
+    }
+    Ok(())
+}
+
+/// The author of `activation` may still activate and read the profiles
+/// table it ships columns of.
+fn authorize_delivery(
+    cx: &StatementContext,
+    segment: &str,
+    activation: &seglake_catalog::Activation,
+) -> Result<()> {
+    let Some(author) = cx.principal_of(&activation.author) else {
+        return Ok(());
+    };
+    if author.admin {
+        return Ok(());
+    }
+    let refuse = |missing: String| {
+        Err(EngineError::denied(
+            RULE,
+            format!(
+                "segment '{segment}' delivers to '{}' on behalf of '{}', who no longer holds \
+                 {missing}: a delivery runs with the rights of whoever activated it \
+                 (DEACTIVATE SEGMENT {segment} FROM {}, or activate it again)",
+                activation.destination, author.name, activation.destination
+            ),
+        ))
+    };
+    if !author.granted(Privilege::Activate, &Securable::Warehouse) {
+        return refuse("ACTIVATE ON WAREHOUSE".into());
+    }
+    let parts: Vec<&str> = activation.profiles_table.split('.').collect();
+    let (schema, table) = match parts.as_slice() {
+        [.., schema, table] => (*schema, *table),
+        _ => (
+            seglake_catalog::DEFAULT_SCHEMA,
+            activation.profiles_table.as_str(),
+        ),
+    };
+    if !may_read(&author, schema, table) {
+        return refuse(format!("SELECT ON TABLE {schema}.{table}"));
     }
     Ok(())
 }

@@ -593,3 +593,65 @@ async fn listings_follow_grants() {
     // The administrator sees everything.
     assert!(listed(&root).await.contains(&"system.users".to_string()));
 }
+
+/// A refresh delivers to the segment's activations with the rights of
+/// whoever activated each: when they are gone, the refresh is refused,
+/// naming the activation, and delivers nothing.
+#[tokio::test]
+async fn deliveries_run_with_the_rights_of_whoever_activated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path().to_str().unwrap());
+    config.administrators = Some(vec!["root".into()]);
+    let engine = Engine::open(config).await.unwrap();
+    let root = engine.session("root").unwrap();
+    for sql in [
+        "CREATE TABLE public.t AS SELECT 'p1' AS profile_id, 1 AS n",
+        "CREATE TABLE public.u AS SELECT 'p1' AS profile_id, 'a@example.com' AS email",
+        "CREATE SEGMENT s AS SELECT profile_id FROM public.t",
+        "CREATE USER mia PASSWORD 'pw'",
+        "GRANT ACTIVATE ON WAREHOUSE TO mia",
+        "GRANT SELECT ON TABLE public.u TO mia",
+    ] {
+        run(&root, sql).await;
+    }
+    let mia = engine.session("mia").unwrap();
+    run(
+        &mia,
+        "CREATE DESTINATION d TYPE file OPTIONS (path 'exports/d')",
+    )
+    .await;
+    run(
+        &mia,
+        "ACTIVATE SEGMENT s TO d COLUMNS (email) PROFILES public.u",
+    )
+    .await;
+    run(&root, "REFRESH SEGMENT s").await;
+
+    for (revoke, missing) in [
+        (
+            "REVOKE SELECT ON TABLE public.u FROM mia",
+            "SELECT ON TABLE public.u",
+        ),
+        (
+            "REVOKE ACTIVATE ON WAREHOUSE FROM mia",
+            "ACTIVATE ON WAREHOUSE",
+        ),
+    ] {
+        run(&root, revoke).await;
+        let err = root.execute("REFRESH SEGMENT s", vec![]).await.unwrap_err();
+        assert!(
+            matches!(&err, EngineError::PermissionDenied { message, .. }
+                if message.contains("'d'") && message.contains("'mia'") && message.contains(missing)),
+            "{err}"
+        );
+        run(&root, "GRANT SELECT ON TABLE public.u TO mia").await;
+    }
+    // Activated again by an administrator: delivered with its rights.
+    run(&root, "DEACTIVATE SEGMENT s FROM d").await;
+    run(
+        &root,
+        "ACTIVATE SEGMENT s TO d COLUMNS (email) PROFILES public.u",
+    )
+    .await;
+    run(&root, "REFRESH SEGMENT s").await;
+}
