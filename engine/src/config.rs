@@ -22,17 +22,45 @@ pub struct SeglakeOptions {
     /// collector, segment refreshes). Smaller groups let more cores scan a
     /// small file and prune finer; larger ones compress better.
     pub write_row_group_rows: usize,
+    /// Longest a statement of the session may run; the server's
+    /// `--statement-timeout-secs` caps it (`None`: the server's).
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 impl Default for SeglakeOptions {
     fn default() -> Self {
         Self {
             write_row_group_rows: 1024 * 1024,
+            statement_timeout: None,
         }
     }
 }
 
 const WRITE_ROW_GROUP_ROWS: &str = "write_row_group_rows";
+const STATEMENT_TIMEOUT: &str = "statement_timeout";
+
+/// `500ms`, `30s`, `5min`, `2h`, or a number of seconds.
+fn parse_duration(value: &str) -> Option<std::time::Duration> {
+    let v = value.trim().to_ascii_lowercase();
+    let split = v
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let n: f64 = number
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n > 0.0)?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" | "mins" | "minute" | "minutes" => n * 60.0,
+        "h" | "hour" | "hours" => n * 3600.0,
+        _ => return None,
+    };
+    (0.001..1e9)
+        .contains(&seconds)
+        .then(|| std::time::Duration::from_secs_f64(seconds))
+}
 
 impl ConfigExtension for SeglakeOptions {
     const PREFIX: &'static str = "seglake";
@@ -67,19 +95,38 @@ impl ExtensionOptions for SeglakeOptions {
                 })?;
                 Ok(())
             }
+            STATEMENT_TIMEOUT => {
+                self.statement_timeout = Some(parse_duration(value).ok_or_else(|| {
+                    DataFusionError::Configuration(format!(
+                        "{prefix}.{key} takes a duration such as '30s', '5min' or '500ms', got '{value}'"
+                    ))
+                })?);
+                Ok(())
+            }
             _ => Err(DataFusionError::Configuration(format!(
-                "unknown setting '{prefix}.{key}' (Seglake's settings: {prefix}.{WRITE_ROW_GROUP_ROWS})"
+                "unknown setting '{prefix}.{key}' (Seglake's settings: {prefix}.{WRITE_ROW_GROUP_ROWS}, \
+                 {prefix}.{STATEMENT_TIMEOUT})"
             ))),
         }
     }
 
     fn entries(&self) -> Vec<ConfigEntry> {
-        vec![ConfigEntry {
-            key: format!("{}.{WRITE_ROW_GROUP_ROWS}", Self::PREFIX),
-            value: Some(self.write_row_group_rows.to_string()),
-            description: "Rows per Parquet row group in the files Seglake writes (managed tables, \
+        vec![
+            ConfigEntry {
+                key: format!("{}.{WRITE_ROW_GROUP_ROWS}", Self::PREFIX),
+                value: Some(self.write_row_group_rows.to_string()),
+                description: "Rows per Parquet row group in the files Seglake writes (managed tables, \
                           ingest, the collector, segment refreshes)",
-        }]
+            },
+            ConfigEntry {
+                key: format!("{}.{STATEMENT_TIMEOUT}", Self::PREFIX),
+                value: self
+                    .statement_timeout
+                    .map(|d| format!("{}ms", d.as_millis())),
+                description: "Longest a statement may run ('30s', '5min'); the server's \
+                          --statement-timeout-secs caps it (unset: the server's)",
+            },
+        ]
     }
 }
 
@@ -135,5 +182,20 @@ mod tests {
             .map(|e| e.key)
             .collect();
         assert!(listed.contains(&"seglake.write_row_group_rows".to_string()));
+        assert!(listed.contains(&"seglake.statement_timeout".to_string()));
+    }
+
+    #[test]
+    fn durations() {
+        let d = |s: &str| parse_duration(s).map(|d| d.as_millis());
+        assert_eq!(d("30s"), Some(30_000));
+        assert_eq!(d("30"), Some(30_000));
+        assert_eq!(d(" 5min "), Some(300_000));
+        assert_eq!(d("2h"), Some(7_200_000));
+        assert_eq!(d("500ms"), Some(500));
+        assert_eq!(d("1.5s"), Some(1_500));
+        for bad in ["", "0", "-1s", "soon", "5 parsecs", "nan", "inf"] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
     }
 }

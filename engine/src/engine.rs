@@ -59,6 +59,9 @@ pub struct EngineConfig {
     pub administrators: Option<Vec<String>>,
     /// Days the audit trail keeps (`--audit-retention-days`).
     pub audit_retention_days: u32,
+    /// Longest a statement may run (`--statement-timeout-secs`); sessions
+    /// may lower it (`seglake.statement_timeout`).
+    pub statement_timeout: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -75,6 +78,7 @@ impl EngineConfig {
             allow_webhooks: vec![],
             administrators: None,
             audit_retention_days: 400,
+            statement_timeout: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -202,6 +206,11 @@ impl Engine {
         self.storage.current_erasures().await
     }
 
+    /// This server's statements.
+    pub(crate) fn queries(&self) -> &crate::workload::Queries {
+        &self.storage.queries
+    }
+
     /// What a statement needs of the engine (`pipeline::StatementContext`).
     pub(crate) fn handles(&self) -> Handles {
         Handles {
@@ -209,6 +218,7 @@ impl Engine {
             cluster: self.cluster.clone(),
             refresh_lock: Arc::clone(&self.refresh_lock),
             administrators: self.administrators.clone(),
+            statement_timeout: self.config.statement_timeout,
         }
     }
 

@@ -62,6 +62,10 @@ pub enum EngineError {
     #[error("{0}")]
     Incomplete(String),
 
+    /// The statement was stopped (`KILL QUERY`, its client went away).
+    #[error("{0}")]
+    Cancelled(String),
+
     /// Seglake's own state is not what it should be.
     #[error("internal error: {0}")]
     Internal(String),
@@ -144,6 +148,7 @@ impl EngineError {
             Self::AlreadyExists(_) => ErrorKind::AlreadyExists,
             Self::Incomplete(_) => ErrorKind::Unavailable,
             Self::Internal(_) => ErrorKind::Internal,
+            Self::Cancelled(_) => ErrorKind::Cancelled,
             Self::WorkerUnavailable { .. } => ErrorKind::Unavailable,
             Self::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
             Self::PermissionDenied { .. } => ErrorKind::PermissionDenied,

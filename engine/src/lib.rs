@@ -26,6 +26,9 @@ mod scheduler;
 mod session;
 mod sql;
 mod storage;
+mod workload;
+#[cfg(test)]
+mod workload_tests;
 
 pub use arrow_cast::cast_batch;
 pub use config::SeglakeOptions;

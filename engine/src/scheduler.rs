@@ -66,7 +66,7 @@ impl Engine {
             };
             for name in due {
                 debug!(segment = %name, "scheduled refresh");
-                if let Err(e) = session.refresh_segment(&name).await {
+                if let Err(e) = Box::pin(session.refresh_segment(&name)).await {
                     warn!(segment = %name, error = %e, "scheduled refresh failed");
                 }
             }

@@ -17,6 +17,7 @@ use crate::pipeline::{
 };
 use crate::sql::{self, Parsed, SeglakeStatement};
 use crate::storage::audit::AuditRecord;
+use crate::workload::{self, QueryEntry, QueryInfo, Tracked};
 use crate::{Engine, EngineError, ErrorKind, IngestMode, Result};
 
 /// A statement planned but not executed.
@@ -41,6 +42,8 @@ pub struct Prepared {
 pub struct PlannedQuery {
     plan: LogicalPlan,
     cx: Arc<StatementContext>,
+    /// Its text, for `system.queries`.
+    sql: String,
 }
 
 impl std::fmt::Debug for PlannedQuery {
@@ -246,6 +249,7 @@ impl Session {
             .then(|| PlannedQuery {
                 plan,
                 cx: Arc::new(cx),
+                sql: sql.to_string(),
             });
         Ok(Prepared {
             kind,
@@ -259,19 +263,46 @@ impl Session {
     /// stream; commands run to completion here.
     pub async fn execute(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Outcome> {
         let cx = self.begin(Source::Sql).await?;
-        let (plan, _) = self.plan(&cx, sql, &params, true).await?;
-        let access = self.checked(&cx, &plan)?;
-        let kind = plan.kind();
-        let result = cx.run(plan, &self.ctx).await;
-        self.audited(&cx, kind, &access, &result);
-        result
+        let entry = self.track(&cx, "statement", sql);
+        let deadline = cx.deadline();
+        let result = workload::supervise(
+            &entry,
+            deadline,
+            Box::pin(async {
+                let (plan, _) = self.plan(&cx, sql, &params, true).await?;
+                let kind = plan.kind();
+                entry.set_kind(kind.label());
+                let access = self.checked(&cx, &plan)?;
+                entry.start();
+                let result = cx.run(plan, &self.ctx).await;
+                self.audited(&cx, kind, &access, &result);
+                result
+            }),
+        )
+        .await;
+        followed(entry, deadline, result)
     }
 
     /// Runs a query [`Session::prepare`] planned and checked, without
     /// planning it again.
     pub async fn run_planned(&self, query: PlannedQuery) -> Result<Outcome> {
-        let PlannedQuery { plan, cx } = query;
-        cx.run_query(plan).await
+        let PlannedQuery { plan, cx, sql } = query;
+        let entry = self.track(&cx, Kind::Query.label(), &sql);
+        entry.start();
+        let deadline = cx.deadline();
+        let result = workload::supervise(&entry, deadline, Box::pin(cx.run_query(plan))).await;
+        followed(entry, deadline, result)
+    }
+
+    /// Registers the statement of `cx` in `system.queries`.
+    fn track(&self, cx: &StatementContext, kind: &str, sql: &str) -> Arc<QueryEntry> {
+        self.engine.queries().begin(QueryInfo {
+            id: cx.id().to_string(),
+            user: self.user.clone(),
+            client: self.client.clone(),
+            kind: kind.to_string(),
+            sql: sql.to_string(),
+        })
     }
 
     /// Ingests a stream of batches into `table` and returns the number of
@@ -289,17 +320,29 @@ impl Session {
         S: Stream<Item = Result<RecordBatch>> + Send + Unpin + 'static,
     {
         let cx = self.begin(Source::Ingest).await?;
-        let (schema_name, table_name) = cx.resolve_table_name(table)?;
-        let plan = Plan::Ingest {
-            schema: schema_name.clone(),
-            table: table_name.clone(),
-            replace: mode == IngestMode::Replace,
-        };
-        let access = self.checked(&cx, &plan)?;
-        let result = cx
-            .ingest(&schema_name, &table_name, mode, schema, batches)
-            .await;
-        self.audited(&cx, Kind::Ingest, &access, &result);
+        let entry = self.track(&cx, Kind::Ingest.label(), &format!("INGEST INTO {table}"));
+        let deadline = cx.deadline();
+        let result = workload::supervise(
+            &entry,
+            deadline,
+            Box::pin(async {
+                let (schema_name, table_name) = cx.resolve_table_name(table)?;
+                let plan = Plan::Ingest {
+                    schema: schema_name.clone(),
+                    table: table_name.clone(),
+                    replace: mode == IngestMode::Replace,
+                };
+                let access = self.checked(&cx, &plan)?;
+                entry.start();
+                let result = cx
+                    .ingest(&schema_name, &table_name, mode, schema, batches)
+                    .await;
+                self.audited(&cx, Kind::Ingest, &access, &result);
+                result
+            }),
+        )
+        .await;
+        entry.end(&result);
         result
     }
 
@@ -340,14 +383,30 @@ impl Session {
     /// through the check like any other).
     pub async fn refresh_segment(&self, name: &str) -> Result<()> {
         let cx = self.begin(Source::Scheduler).await?;
-        let plan = Plan::Seglake(SeglakeStatement::Segment(
-            sql::segments::SegmentStatement::Refresh {
-                name: Some(name.to_string()),
-            },
-        ));
-        let access = self.checked(&cx, &plan)?;
-        let result = cx.run(plan, &self.ctx).await.map(|_| ());
-        self.audited(&cx, Kind::Segment, &access, &result);
+        let entry = self.track(
+            &cx,
+            Kind::Segment.label(),
+            &format!("REFRESH SEGMENT {name} -- scheduled"),
+        );
+        let deadline = cx.deadline();
+        let result = workload::supervise(
+            &entry,
+            deadline,
+            Box::pin(async {
+                let plan = Plan::Seglake(SeglakeStatement::Segment(
+                    sql::segments::SegmentStatement::Refresh {
+                        name: Some(name.to_string()),
+                    },
+                ));
+                let access = self.checked(&cx, &plan)?;
+                entry.start();
+                let result = cx.run(plan, &self.ctx).await.map(|_| ());
+                self.audited(&cx, Kind::Segment, &access, &result);
+                result
+            }),
+        )
+        .await;
+        entry.end(&result);
         result
     }
 
@@ -534,4 +593,24 @@ fn cast_params(values: Vec<ScalarValue>, expected: &Schema) -> Result<Vec<Scalar
             }
         })
         .collect()
+}
+
+/// A statement's outcome, followed to its end: a query's rows as they are
+/// read (its stream stops when the statement is killed or times out), a
+/// command's end at once.
+fn followed(
+    entry: Arc<QueryEntry>,
+    deadline: tokio::time::Instant,
+    result: Result<Outcome>,
+) -> Result<Outcome> {
+    match result {
+        Ok(Outcome::Rows { schema, stream }) => Ok(Outcome::Rows {
+            schema,
+            stream: Box::pin(Tracked::new(stream, entry, deadline)),
+        }),
+        other => {
+            entry.end(&other);
+            other
+        }
+    }
 }

@@ -111,6 +111,13 @@ pub struct ExecutionArgs {
     #[arg(long, env = "SEGLAKE_MEMORY_LIMIT_MB")]
     pub memory_limit_mb: Option<usize>,
 
+    /// Longest a statement may run, in seconds (queries to their last
+    /// row, commands to their end, single node and distributed); a
+    /// session may lower it with `SET seglake.statement_timeout`. A
+    /// statement past it answers DEADLINE_EXCEEDED.
+    #[arg(long, env = "SEGLAKE_STATEMENT_TIMEOUT_SECS", default_value_t = 3600)]
+    pub statement_timeout_secs: u64,
+
     /// Defaults for DataFusion and Seglake settings as KEY=VALUE pairs
     /// separated by commas (for example
     /// `datafusion.execution.batch_size=16384,seglake.write_row_group_rows=262144`),
@@ -522,6 +529,7 @@ async fn open_engine(
         config.target_partitions = e.target_partitions;
         config.batch_size = e.batch_size;
         config.memory_limit = e.memory_limit_mb.map(|mb| mb * 1024 * 1024);
+        config.statement_timeout = Duration::from_secs(e.statement_timeout_secs.max(1));
         config.settings = e.datafusion_config.clone();
     }
     Ok(Engine::open(config).await?)

@@ -63,6 +63,7 @@ impl StatementContext {
             SeglakeStatement::ForgetProfile {
                 profile_id: ProfileId::Literal(profile_id),
             } => self.forget_profile(&profile_id).await?,
+            SeglakeStatement::KillQuery { id } => self.kill_query(&id)?,
             SeglakeStatement::ForgetProfile {
                 profile_id: ProfileId::Parameter(i),
             } => {

@@ -11,6 +11,7 @@ mod ddl;
 pub(crate) mod ingest;
 pub(crate) mod managed;
 mod orphans;
+mod queries;
 pub(crate) mod security;
 pub(crate) mod segments;
 

@@ -26,6 +26,9 @@ pub(crate) enum Object {
     AllTables,
     /// The warehouse's files (`VACUUM WAREHOUSE`).
     Warehouse,
+    /// A statement of this server (`KILL QUERY`): a user's own, or any for
+    /// an administrator, which the command decides.
+    Statement(String),
     /// A location outside the catalog: a path or URL (external table
     /// LOCATION, COPY target, file destination path), as written.
     Location(String),
@@ -49,6 +52,7 @@ impl Object {
             Self::Schema(s) => format!("schema {s}"),
             Self::AllTables => "every managed table".into(),
             Self::Warehouse => "the warehouse".into(),
+            Self::Statement(id) => format!("statement {id}"),
             Self::Location(l) => format!("location {l}"),
             Self::Webhook(url) => format!("webhook {}", crate::egress::redacted(url)),
             Self::Segment(Some(s)) => format!("segment {s}"),
@@ -111,11 +115,16 @@ impl Access {
     /// Every node of `plan`, subqueries and the inputs of `EXPLAIN`,
     /// `EXPLAIN ANALYZE` and `PREPARE` included.
     fn add_plan(&mut self, cx: &StatementContext, plan: &LogicalPlan) -> Result<()> {
+        let mut failed = None;
         plan.apply_with_subqueries(|node| {
             match node {
-                LogicalPlan::TableScan(scan) => {
-                    self.reads.insert(table(cx, &scan.table_name));
-                }
+                LogicalPlan::TableScan(scan) => match table_function_reads(cx, scan) {
+                    Some(Ok(reads)) => self.reads.extend(reads),
+                    Some(Err(e)) => failed = Some(e),
+                    None => {
+                        self.reads.insert(table(cx, &scan.table_name));
+                    }
+                },
                 // DataFusion inlines a view where it is named, as a
                 // subquery aliased with the view's name: the view itself is
                 // read too (its tables are read below). A user's own alias
@@ -185,7 +194,7 @@ impl Access {
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     fn add_seglake(&mut self, cx: &StatementContext, statement: &SeglakeStatement) -> Result<()> {
@@ -202,6 +211,9 @@ impl Access {
             }
             SeglakeStatement::ForgetProfile { .. } => {
                 self.writes.insert(Object::AllTables);
+            }
+            SeglakeStatement::KillQuery { id } => {
+                self.writes.insert(Object::Statement(id.clone()));
             }
             SeglakeStatement::Update(u) => {
                 self.add_references(cx, Statement::Update(u.as_ref().clone()))?;
@@ -316,6 +328,29 @@ impl Access {
         }
         Ok(())
     }
+}
+
+/// DataFusion's table functions that read no table.
+const GENERATING_TABLE_FUNCTIONS: [&str; 2] = ["generate_series", "range"];
+
+/// What a scan of a table function reads (`None`: not a table function):
+/// nothing for the generating functions, the source's tables for
+/// identity stitching.
+fn table_function_reads(
+    cx: &StatementContext,
+    scan: &datafusion::logical_expr::TableScan,
+) -> Option<Result<Vec<Object>>> {
+    if let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+        && let Some(stitch) =
+            provider.downcast_ref::<seglake_udfs::stitch_identities::StitchTable>()
+    {
+        let sql = seglake_udfs::stitch_identities::source_sql(stitch.source());
+        return Some(Access::of_query(cx, &sql).map(|a| a.reads.into_iter().collect()));
+    }
+    let name = scan.table_name.table();
+    let function = name.strip_suffix(')')?.split('(').next()?;
+    (scan.table_name.schema().is_none() && GENERATING_TABLE_FUNCTIONS.contains(&function))
+        .then(|| Ok(vec![]))
 }
 
 /// Whether `schema.name` is a view Seglake serves: a segment

@@ -51,6 +51,8 @@ pub(crate) struct Handles {
     /// `--user` users); `None`: no access control, every user is an
     /// administrator (an engine embedded in a program, tests).
     pub(crate) administrators: Option<Arc<std::collections::BTreeSet<String>>>,
+    /// `EngineConfig::statement_timeout`.
+    pub(crate) statement_timeout: std::time::Duration,
 }
 
 /// One statement: who runs it, since when, how to stop it, and the
@@ -130,6 +132,16 @@ impl StatementContext {
         self.started.elapsed()
     }
 
+    /// When work starting now must have ended: the server's
+    /// `--statement-timeout-secs` from now, or the session's
+    /// `seglake.statement_timeout` when shorter.
+    pub(crate) fn deadline(&self) -> tokio::time::Instant {
+        let session = crate::config::SeglakeOptions::of(self.ctx.state().config().options())
+            .statement_timeout;
+        tokio::time::Instant::now()
+            + crate::workload::effective_timeout(self.handles.statement_timeout, session)
+    }
+
     /// Cancelled when the statement must stop.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
@@ -168,7 +180,7 @@ impl StatementContext {
             crate::catalog::Viewer {
                 grantees: Arc::new(grantees),
                 visible: Arc::new(move |schema: &str, table: &str| {
-                    super::privileges::may_read(&p, schema, table)
+                    super::privileges::may_list(&p, schema, table)
                 }),
             }
         });

@@ -153,6 +153,7 @@ impl Plan {
                 SeglakeStatement::Optimize { .. }
                 | SeglakeStatement::Vacuum { .. }
                 | SeglakeStatement::ForgetProfile { .. } => Kind::Maintenance,
+                SeglakeStatement::KillQuery { .. } => Kind::Session,
                 SeglakeStatement::Segment(_) => Kind::Segment,
                 SeglakeStatement::Security(_) => Kind::Security,
             },

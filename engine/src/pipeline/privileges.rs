@@ -29,8 +29,8 @@ pub(crate) const RUNTIME_SETTINGS_RULE: &str = "no-runtime-settings";
 
 /// System tables holding secrets or personal data (passwords' owners,
 /// erased ids, destinations' URLs, delivery errors): administrators only,
-/// whatever is granted. (`system.grants` is everyone's: its rows are the
-/// user's own grants and its roles'.)
+/// whatever is granted. (`system.grants` and `system.queries` are
+/// everyone's: their rows are the user's own, and its roles' grants.)
 const SENSITIVE_SYSTEM_TABLES: [&str; 6] = [
     "audit",
     "users",
@@ -65,13 +65,26 @@ fn table(schema: &str, table: &str) -> Securable {
 }
 
 /// Whether `principal` may read `schema.table` (a table, view, segment or
-/// system table): what listings show it.
+/// system table).
+/// System tables every user reads, with only its own rows in them.
+const PERSONAL_SYSTEM_TABLES: [&str; 2] = ["grants", "queries"];
+
+/// Whether listings show `schema.name` to `principal`: what it may read,
+/// except the personal system tables (readable by all, listed for readers
+/// only, so that a user given one table sees that table alone).
+pub(crate) fn may_list(principal: &Principal, schema: &str, name: &str) -> bool {
+    may_read(principal, schema, name)
+        && (principal.reader || schema != SYSTEM_SCHEMA || !PERSONAL_SYSTEM_TABLES.contains(&name))
+}
+
 pub(crate) fn may_read(principal: &Principal, schema: &str, name: &str) -> bool {
     satisfied(principal, &read_need(schema, name))
 }
 
 fn read_need(schema: &str, name: &str) -> Option<Need> {
-    if schema == "information_schema" || (schema == SYSTEM_SCHEMA && name == "grants") {
+    if schema == "information_schema"
+        || (schema == SYSTEM_SCHEMA && PERSONAL_SYSTEM_TABLES.contains(&name))
+    {
         // Their rows are filtered for the user.
         return None;
     }
@@ -258,7 +271,7 @@ fn needs(cx: &StatementContext, plan: &Plan, access: &Access) -> Vec<Need> {
             Object::AllTables => out.push(warehouse(Privilege::Forget)),
             Object::Warehouse => out.push(warehouse(Privilege::Maintain)),
             Object::Schema(s) => out.push(Need::Admin(format!("reading schema {s}"))),
-            Object::Settings | Object::Security => {}
+            Object::Settings | Object::Security | Object::Statement(_) => {}
         }
     }
     let segment_statement = matches!(plan, Plan::Seglake(SeglakeStatement::Segment(_)));
@@ -285,7 +298,7 @@ fn needs(cx: &StatementContext, plan: &Plan, access: &Access) -> Vec<Need> {
             // A file destination's path: part of ACTIVATE.
             Object::Location(_) if segment_statement => out.push(warehouse(Privilege::Activate)),
             Object::Location(l) => out.push(Need::Admin(format!("writing to {l}"))),
-            Object::Settings => {}
+            Object::Settings | Object::Statement(_) => {}
             Object::Security => {
                 out.push(Need::Admin("managing users, roles and grants".to_string()))
             }

@@ -85,11 +85,9 @@ pub(crate) fn parse(sql: &str, options: &SqlParserOptions) -> Result<Parsed> {
         return parse(&text, options);
     }
     match words.first().map(String::as_str).unwrap_or("") {
-        "OPTIMIZE" | "VACUUM" | "FORGET" => Ok(Parsed::Seglake(seglake::parse_custom(sqlparser(
-            dialect.as_ref(),
-            options,
-            tokens,
-        ))?)),
+        "OPTIMIZE" | "VACUUM" | "FORGET" | "KILL" => Ok(Parsed::Seglake(seglake::parse_custom(
+            sqlparser(dialect.as_ref(), options, tokens),
+        )?)),
         "UPDATE" | "DELETE" | "MERGE" => {
             let mut statements = sqlparser(dialect.as_ref(), options, tokens)
                 .parse_statements()
@@ -311,6 +309,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert!(matches!(
+            seglake("KILL QUERY '0196abc'"),
+            SeglakeStatement::KillQuery { id } if id == "0196abc"
+        ));
+        assert!(matches!(
+            seglake("kill 'x';"),
+            SeglakeStatement::KillQuery { id } if id == "x"
+        ));
+        assert!(parse("KILL QUERY 42").is_err());
         assert!(parse("FORGET PROFILE ''").is_err());
         assert!(parse("FORGET 'x'").is_err());
         assert!(parse("VACUUM TABLE t RETAIN x HOURS").is_err());

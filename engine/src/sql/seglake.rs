@@ -39,6 +39,10 @@ pub(crate) enum SeglakeStatement {
     ForgetProfile {
         profile_id: ProfileId,
     },
+    /// `KILL [QUERY] '<query_id>'`.
+    KillQuery {
+        id: String,
+    },
     Update(Box<Update>),
     Delete(Box<Delete>),
     Merge(Box<Merge>),
@@ -147,6 +151,14 @@ pub(crate) fn parse_custom(mut p: Parser<'_>) -> Result<SeglakeStatement> {
             ProfileId::Literal(id)
         };
         SeglakeStatement::ForgetProfile { profile_id }
+    } else if word(&mut p, "KILL") {
+        let _ = word(&mut p, "QUERY");
+        let id = p.parse_literal_string().map_err(|_| {
+            EngineError::InvalidArgument(
+                "expected KILL QUERY '<query_id>' (the query_id of system.queries)".into(),
+            )
+        })?;
+        SeglakeStatement::KillQuery { id }
     } else {
         return Err(EngineError::InvalidArgument("unknown statement".into()));
     };

@@ -51,6 +51,8 @@ pub(crate) struct Storage {
     pub(crate) delta_tables: delta::TableCache,
     /// Who did what (`system.audit`).
     audit: audit::AuditLog,
+    /// This server's statements (`system.queries`, `KILL QUERY`).
+    pub(crate) queries: crate::workload::Queries,
     /// Ingest key uses not in the catalog yet.
     pub(crate) key_uses: key_uses::KeyUses,
     /// The warehouse's erasure key, once read or created.
@@ -83,6 +85,7 @@ impl Storage {
             delta_tables: delta::TableCache::default(),
             erasure_key: tokio::sync::OnceCell::new(),
             key_uses: key_uses::KeyUses::default(),
+            queries: crate::workload::Queries::default(),
         })
     }
 

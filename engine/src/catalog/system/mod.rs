@@ -11,7 +11,7 @@
 //!   workers of a distributed coordinator), `segments`,
 //!   `segment_versions`, `destinations`, `users`, `grants` and
 //!   `ingest_keys` (users, roles, privileges, the collector's keys),
-//!   `audit` (the audit trail);
+//!   `audit` (the audit trail), `queries` (this server's statements);
 //! - a [`SystemView`] is a query over the `segment_data` Delta tables,
 //!   planned as a view when a statement resolves it (its schema is the one
 //!   of those tables, and filters and projections reach their scans):
@@ -32,6 +32,7 @@ mod destinations;
 mod erasures;
 mod grants;
 mod ingest_keys;
+mod queries;
 mod segment_changes;
 mod segment_history;
 mod segment_overlap;
@@ -78,6 +79,7 @@ static REGISTRY: &[Entry] = &[
     Entry::Table(&grants::Grants),
     Entry::Table(&ingest_keys::IngestKeys),
     Entry::Table(&audit::Audit),
+    Entry::Table(&queries::Queries),
     Entry::View(&segment_history::SegmentHistory),
     Entry::View(&segment_changes::SegmentChanges),
     Entry::View(&segment_overlap::SegmentOverlap),
@@ -673,6 +675,7 @@ mod tests {
             ("erasures", "BASE TABLE"),
             ("grants", "BASE TABLE"),
             ("ingest_keys", "BASE TABLE"),
+            ("queries", "BASE TABLE"),
             ("segment_changes", "VIEW"),
             ("segment_history", "VIEW"),
             ("segment_overlap", "VIEW"),
