@@ -109,7 +109,9 @@ pub(crate) struct QueryEntry {
 
 #[derive(Debug, Default)]
 struct QueriesInner {
-    active: parking_lot::Mutex<BTreeMap<String, Arc<QueryEntry>>>,
+    /// Weak: a statement whose work is dropped (its client went away)
+    /// ends when its entry drops.
+    active: parking_lot::Mutex<BTreeMap<String, std::sync::Weak<QueryEntry>>>,
     finished: parking_lot::Mutex<VecDeque<QueryRow>>,
 }
 
@@ -143,13 +145,20 @@ impl Queries {
         self.0
             .active
             .lock()
-            .insert(entry.info.id.clone(), Arc::clone(&entry));
+            .insert(entry.info.id.clone(), Arc::downgrade(&entry));
         entry
     }
 
     /// Every statement in progress, then the ended ones, newest first.
     pub(crate) fn rows(&self) -> Vec<QueryRow> {
-        let mut out: Vec<QueryRow> = self.0.active.lock().values().map(|e| e.row()).collect();
+        let active: Vec<Arc<QueryEntry>> = self
+            .0
+            .active
+            .lock()
+            .values()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        let mut out: Vec<QueryRow> = active.iter().map(|e| e.row()).collect();
         out.sort_by_key(|r| std::cmp::Reverse(r.queued_at));
         out.extend(self.0.finished.lock().iter().rev().cloned());
         out
@@ -163,7 +172,7 @@ impl Queries {
             .active
             .lock()
             .get(id)
-            .cloned()
+            .and_then(std::sync::Weak::upgrade)
             .ok_or(KillError::NotFound)?;
         if !admin && entry.info.user != by {
             return Err(KillError::NotYours);
@@ -291,19 +300,39 @@ impl Drop for QueryEntry {
 /// Runs `work` until it ends, the statement is stopped, or `deadline`
 /// passes (then the statement times out); the work is dropped when it
 /// does not end by itself.
+///
+/// A panic inside the work (ours or a dependency's) is caught here: the
+/// statement fails with an INTERNAL error naming it, the panic is logged,
+/// and the server goes on.
 pub(crate) async fn supervise<T>(
     entry: &Arc<QueryEntry>,
     deadline: tokio::time::Instant,
     work: impl Future<Output = Result<T, EngineError>>,
 ) -> Result<T, EngineError> {
+    let work = std::panic::AssertUnwindSafe(work).catch_unwind();
     tokio::select! {
-        result = work => result,
+        result = work => result.unwrap_or_else(|panic| Err(panicked(entry, panic.as_ref()))),
         _ = entry.cancelled() => Err(entry.stop_error()),
         _ = tokio::time::sleep_until(deadline) => {
             entry.stop_with(QueryState::TimedOut, timeout_message(entry));
             Err(entry.stop_error())
         }
     }
+}
+
+/// The INTERNAL error of a statement that panicked (logged with the
+/// message; the panic hook printed the backtrace when RUST_BACKTRACE asks).
+fn panicked(entry: &QueryEntry, panic: &(dyn std::any::Any + Send)) -> EngineError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string());
+    tracing::error!(statement = %entry.info.id, user = %entry.info.user, panic = %message, "statement panicked");
+    EngineError::Internal(format!(
+        "statement {} failed inside the engine ({message}); the server goes on: please report it",
+        entry.info.id
+    ))
 }
 
 fn timeout_message(entry: &QueryEntry) -> String {
@@ -354,7 +383,19 @@ impl Stream for Tracked {
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        match inner.as_mut().poll_next(cx) {
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            inner.as_mut().poll_next(cx)
+        }));
+        let polled = match polled {
+            Ok(polled) => polled,
+            Err(panic) => {
+                self.inner = None;
+                let e = panicked(&self.entry, panic.as_ref());
+                self.entry.end_error(&e);
+                return Poll::Ready(Some(Err(DataFusionError::External(Box::new(e)))));
+            }
+        };
+        match polled {
             Poll::Ready(Some(Ok(batch))) => {
                 self.entry.add(&batch);
                 return Poll::Ready(Some(Ok(batch)));
@@ -404,4 +445,63 @@ fn truncate(s: &mut String, max: usize) {
 /// The shorter of the server's timeout and the session's.
 pub(crate) fn effective_timeout(server: Duration, session: Option<Duration>) -> Duration {
     session.map_or(server, |s| s.min(server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(queries: &Queries, id: &str) -> Arc<QueryEntry> {
+        queries.begin(QueryInfo {
+            id: id.into(),
+            user: "ann".into(),
+            client: None,
+            kind: "query".into(),
+            sql: "x".repeat(5000) + "é",
+        })
+    }
+
+    #[tokio::test]
+    async fn a_panicking_statement_fails_internal_and_is_recorded() {
+        let queries = Queries::default();
+        let e = entry(&queries, "q1");
+        let far = tokio::time::Instant::now() + Duration::from_secs(60);
+        let result: Result<(), EngineError> =
+            supervise(&e, far, async { panic!("boom in a dependency") }).await;
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal);
+        assert!(
+            err.to_string().contains("q1") && err.to_string().contains("boom"),
+            "{err}"
+        );
+        e.end::<()>(&Err(err));
+        let rows = queries.rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].state, QueryState::Failed);
+        assert_eq!(rows[0].info.sql.len(), MAX_SQL_BYTES);
+    }
+
+    #[test]
+    fn the_finished_are_kept_up_to_a_bound_and_kill_checks_the_owner() {
+        let queries = Queries::default();
+        for i in 0..KEEP_FINISHED + 5 {
+            let e = entry(&queries, &format!("q{i}"));
+            e.start();
+            e.end::<()>(&Ok(()));
+        }
+        assert_eq!(queries.rows().len(), KEEP_FINISHED);
+        let running = entry(&queries, "live");
+        running.start();
+        assert_eq!(queries.kill("live", "bob", false), Err(KillError::NotYours));
+        assert_eq!(queries.kill("gone", "ann", false), Err(KillError::NotFound));
+        assert_eq!(queries.kill("live", "ann", false), Ok(()));
+        assert!(matches!(running.stop_error(), EngineError::Cancelled(m) if m.contains("ann")));
+        // A statement dropped without an end (its client went away).
+        drop(running);
+        let first = &queries.rows()[0];
+        assert_eq!(
+            (first.info.id.as_str(), first.state),
+            ("live", QueryState::Cancelled)
+        );
+    }
 }

@@ -398,6 +398,8 @@ impl StatementContext {
             .with_writer_properties(writer_properties(self.context().state().config().options()))
             .with_commit_properties(commit_properties(self.user(), &[]));
         if let Some(predicate) = &d.selection {
+            let mut predicate = predicate.clone();
+            self.inline_subqueries(&mut predicate, "DELETE").await?;
             op = op.with_predicate(predicate.to_string());
         }
         let (_, metrics) = op.await?;
@@ -444,10 +446,14 @@ impl StatementContext {
                     "column '{column}' not found in '{schema}.{table_name}'"
                 )));
             }
-            let value = guard_profile_id(&column, a.value.to_string(), &erased);
+            let mut value = a.value.clone();
+            self.inline_subqueries(&mut value, "UPDATE").await?;
+            let value = guard_profile_id(&column, value.to_string(), &erased);
             op = op.with_update(column, value);
         }
         if let Some(predicate) = &u.selection {
+            let mut predicate = predicate.clone();
+            self.inline_subqueries(&mut predicate, "UPDATE").await?;
             op = op.with_predicate(predicate.to_string());
         }
         let (table, metrics) = op.await.map_err(refused_erased)?;

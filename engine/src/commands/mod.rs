@@ -14,6 +14,7 @@ mod orphans;
 mod queries;
 pub(crate) mod security;
 pub(crate) mod segments;
+mod subqueries;
 
 use std::sync::Arc;
 

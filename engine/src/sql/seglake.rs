@@ -339,7 +339,7 @@ fn profile_id_value(value: &ScalarValue) -> Result<String> {
     }
 }
 
-fn scalar_to_sql(value: &ScalarValue) -> Result<SqlExpr> {
+pub(crate) fn scalar_to_sql(value: &ScalarValue) -> Result<SqlExpr> {
     if value.is_null() {
         return Ok(SqlExpr::value(Value::Null));
     }
