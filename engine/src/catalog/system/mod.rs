@@ -786,6 +786,6 @@ mod tests {
         let count = names.len();
         names.dedup();
         assert_eq!(names.len(), count, "duplicate names");
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 15);
     }
 }
