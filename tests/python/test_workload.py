@@ -54,15 +54,20 @@ def start(conn, sql):
     return t, outcome
 
 
-def test_a_long_query_is_listed_killed_and_stops_using_cpu(server, connect):
-    runner, watcher = connect(), connect()
-    thread, outcome = start(runner, ENDLESS)
-    query_id = h.wait_for(
+def running_query_id(conn) -> str:
+    """The query_id of ENDLESS, once system.queries shows it running."""
+    return h.wait_for(
         lambda: h.rows(h.run_sql(
-            watcher, "SELECT query_id FROM system.queries WHERE sql = ? AND state = 'running'", [ENDLESS]
+            conn, "SELECT query_id FROM system.queries WHERE sql = ? AND state = 'running'", [ENDLESS]
         )),
         30, "the query to run",
     )[0][0]
+
+
+def test_a_long_query_is_listed_killed_and_stops_using_cpu(server, connect):
+    runner, watcher = connect(), connect()
+    thread, outcome = start(runner, ENDLESS)
+    query_id = running_query_id(watcher)
     row = h.rows(h.run_sql(
         watcher,
         "SELECT user_name, kind, client_address IS NOT NULL, finished_at IS NULL FROM system.queries WHERE query_id = ?",
@@ -117,12 +122,7 @@ def test_users_see_and_kill_only_their_own_statements(server, connect, unique):
     h.run_command(root, f"CREATE USER {user} PASSWORD '{password}'")
     other = connect(user, password)
     thread, outcome = start(root, ENDLESS)
-    query_id = h.wait_for(
-        lambda: h.rows(h.run_sql(
-            root, "SELECT query_id FROM system.queries WHERE sql = ? AND state = 'running'", [ENDLESS]
-        )),
-        30, "the query to run",
-    )[0][0]
+    query_id = running_query_id(root)
     assert h.rows(h.run_sql(other, "SELECT count(*) FROM system.queries WHERE query_id = ?", [query_id])) == [(0,)]
     try:
         h.run_command(other, f"KILL QUERY '{query_id}'")
