@@ -103,19 +103,25 @@ fn slow_ingest(
     (task, started_rx, more_tx)
 }
 
-/// An ingest that read the tombstones before `FORGET PROFILE` wrote its
-/// own commits the profile's rows after the erasure scanned the table
-/// (which held none of them): the writer erases them after its commit.
-#[tokio::test]
-async fn a_write_racing_an_erasure_keeps_none_of_the_profile() {
+/// An engine whose table `ev (profile_id, n)` holds `values`.
+async fn with_events(values: &str) -> (tempfile::TempDir, Arc<Engine>) {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(&dir).await;
     run(&engine, "CREATE TABLE ev (profile_id VARCHAR, n INT)")
         .await
         .unwrap();
-    run(&engine, "INSERT INTO ev VALUES ('p1', 1)")
+    run(&engine, &format!("INSERT INTO ev VALUES {values}"))
         .await
         .unwrap();
+    (dir, engine)
+}
+
+/// An ingest that read the tombstones before `FORGET PROFILE` wrote its
+/// own commits the profile's rows after the erasure scanned the table
+/// (which held none of them): the writer erases them after its commit.
+#[tokio::test]
+async fn a_write_racing_an_erasure_keeps_none_of_the_profile() {
+    let (_dir, engine) = with_events("('p1', 1)").await;
 
     let (ingest, started, more) = slow_ingest(&engine, "ev", events(&[("p2", 3), ("p3", 4)]));
     started.await.unwrap();
@@ -144,14 +150,7 @@ async fn a_write_racing_an_erasure_keeps_none_of_the_profile() {
 /// nothing written) and its retry drops the erased profile.
 #[tokio::test]
 async fn a_write_whose_table_an_erasure_rewrote_fails_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = open(&dir).await;
-    run(&engine, "CREATE TABLE ev (profile_id VARCHAR, n INT)")
-        .await
-        .unwrap();
-    run(&engine, "INSERT INTO ev VALUES ('p1', 1), ('p2', 2)")
-        .await
-        .unwrap();
+    let (_dir, engine) = with_events("('p1', 1), ('p2', 2)").await;
 
     let (ingest, started, more) = slow_ingest(&engine, "ev", events(&[("p2", 3), ("p3", 4)]));
     started.await.unwrap();

@@ -428,10 +428,7 @@ async fn the_privilege_matrix_holds() {
     }
     assert!(rows.len() >= 25, "{} rows", rows.len());
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path().to_str().unwrap());
-    config.administrators = Some(vec!["root".into()]);
-    let engine = Engine::open(config).await.unwrap();
+    let (dir, engine) = secured().await;
     let root = engine.session("root").unwrap();
     // The matrix's columns, in its order.
     let users = ["root", "rita", "ann", "nobody"];
@@ -541,13 +538,19 @@ async fn query_strings(session: &Session, sql: &str) -> Vec<String> {
         .collect()
 }
 
-/// Listings show what a user may read, nothing else.
-#[tokio::test]
-async fn listings_follow_grants() {
+/// An engine with access control, `root` its administrator.
+async fn secured() -> (tempfile::TempDir, Arc<Engine>) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = EngineConfig::new(dir.path().to_str().unwrap());
     config.administrators = Some(vec!["root".into()]);
     let engine = Engine::open(config).await.unwrap();
+    (dir, engine)
+}
+
+/// Listings show what a user may read, nothing else.
+#[tokio::test]
+async fn listings_follow_grants() {
+    let (_dir, engine) = secured().await;
     let root = engine.session("root").unwrap();
     for sql in [
         "CREATE SCHEMA other",
@@ -619,10 +622,7 @@ async fn listings_follow_grants() {
 /// naming the activation, and delivers nothing.
 #[tokio::test]
 async fn deliveries_run_with_the_rights_of_whoever_activated() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path().to_str().unwrap());
-    config.administrators = Some(vec!["root".into()]);
-    let engine = Engine::open(config).await.unwrap();
+    let (_dir, engine) = secured().await;
     let root = engine.session("root").unwrap();
     for sql in [
         "CREATE TABLE public.t AS SELECT 'p1' AS profile_id, 1 AS n",
