@@ -21,6 +21,8 @@ use seglake_tests::{TEST_PROFILES, TestServer, fetch};
 use tonic::Code;
 use tonic::transport::Channel;
 
+mod hostile;
+
 fn code(e: &FlightError) -> Code {
     match e {
         FlightError::Tonic(s) => s.code(),
@@ -621,6 +623,8 @@ async fn session_options_and_close() {
     for (key, value) in [
         ("seglake.no_such_setting", "1"),
         ("seglake.write_row_group_rows", "many"),
+        // The runtime is the server's (rule no-runtime-settings).
+        ("datafusion.runtime.memory_limit", "1G"),
     ] {
         let results = do_action(&mut c, set_option(key, value)).await;
         assert!(!results[0].body.is_empty(), "{key} = {value}: no error");

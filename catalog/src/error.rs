@@ -13,6 +13,14 @@ pub enum CatalogError {
         source: serde_json::Error,
     },
 
+    /// Every catalog version in the log is corrupt (each one is named in
+    /// a warning of the log).
+    #[error(
+        "no readable catalog version in {dir}: version {newest} and every older one are corrupt \
+         (see the warnings in the log)"
+    )]
+    NoValidVersion { dir: String, newest: u64 },
+
     #[error("invalid warehouse location '{0}': {1}")]
     InvalidLocation(String, String),
 

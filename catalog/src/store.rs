@@ -10,7 +10,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use rand::Rng;
 use tokio::sync::Mutex;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::{CatalogError, CatalogState, Result, Warehouse};
 
@@ -30,12 +30,35 @@ pub struct Snapshot {
 ///
 /// Cheap to share (`Arc`); every method goes to the object store for the
 /// newest version, so several processes sharing a warehouse stay in step.
+///
+/// **A corrupt version** (a file that does not parse as a catalog: damaged
+/// on disk, written by hand) does not stop the warehouse: the newest
+/// version that parses is served, with a warning naming the bad file, and
+/// the bad file is left where it is for the operator to inspect. Its
+/// number stays taken, since conditional puts cannot overwrite it, so the
+/// next commit goes *after* it (`head + 1`, built on the version served):
+/// a commit never loses its race against a file that cannot be read, and
+/// once it lands the corrupt version is simply superseded. What the
+/// corrupt version changed is lost (it cannot be read); the warning says
+/// so. Only when no version parses is it an error
+/// ([`CatalogError::NoValidVersion`]).
 #[derive(Debug)]
 pub struct CatalogStore {
     store: Arc<dyn ObjectStore>,
     dir: Path,
-    /// The newest snapshot this process has seen, to list only newer files.
-    cached: Mutex<Option<Arc<Snapshot>>>,
+    /// What this process has seen last, to list only newer files.
+    cached: Mutex<Option<Head>>,
+}
+
+/// The newest catalog file this process has listed and the snapshot it
+/// serves for it: the same version, or an older one when the newest files
+/// are corrupt.
+#[derive(Debug)]
+struct Head {
+    /// The newest version number in the log, readable or not: listings
+    /// start after it and the next commit is `head + 1`.
+    head: u64,
+    snapshot: Arc<Snapshot>,
 }
 
 fn version_file(dir: &Path, version: u64) -> Path {
@@ -118,33 +141,86 @@ impl CatalogStore {
         Ok(())
     }
 
-    /// The newest committed catalog.
+    /// The newest committed catalog (the newest readable one, see
+    /// [`CatalogStore`]).
     pub async fn current(&self) -> Result<Arc<Snapshot>> {
+        Ok(self.head().await?.1)
+    }
+
+    /// The newest version number in the log and the snapshot served for it.
+    async fn head(&self) -> Result<(u64, Arc<Snapshot>)> {
         let mut cached = self.cached.lock().await;
-        let after = cached.as_ref().map(|s| s.version);
+        let after = cached.as_ref().map(|c| c.head);
         let newest = self.latest_version(after).await?;
         match (newest, cached.as_ref()) {
-            (None, Some(s)) => Ok(Arc::clone(s)),
-            (Some(v), _) => {
+            (None, Some(c)) => Ok((c.head, Arc::clone(&c.snapshot))),
+            (Some(v), known) => {
                 // Old versions may be cleaned up under our feet: retry once
                 // from a fresh listing.
-                let snap = match self.read_version(v).await {
-                    Ok(s) => s,
+                let (head, snap) = match self.read_version(v).await {
+                    Ok(s) => (v, Arc::new(s)),
                     Err(CatalogError::ObjectStore(object_store::Error::NotFound { .. })) => {
                         let v = self.latest_version(None).await?.unwrap_or(v);
-                        self.read_version(v).await?
+                        (v, self.newest_valid(v, known).await?)
                     }
+                    Err(CatalogError::Corrupt { .. }) => (v, self.newest_valid(v, known).await?),
                     Err(e) => return Err(e),
                 };
-                let snap = Arc::new(snap);
-                *cached = Some(Arc::clone(&snap));
-                Ok(snap)
+                *cached = Some(Head {
+                    head,
+                    snapshot: Arc::clone(&snap),
+                });
+                Ok((head, snap))
             }
             (None, None) => Err(CatalogError::ObjectStore(object_store::Error::NotFound {
                 path: self.dir.to_string(),
                 source: "the warehouse has no catalog".into(),
             })),
         }
+    }
+
+    /// The newest version at or below `newest` that parses, warning about
+    /// every corrupt one skipped; `known` (the snapshot this process
+    /// already holds) is not read again.
+    async fn newest_valid(&self, newest: u64, known: Option<&Head>) -> Result<Arc<Snapshot>> {
+        let mut versions: Vec<u64> = self
+            .store
+            .list(Some(&self.dir))
+            .try_collect::<Vec<_>>()
+            .await?
+            .iter()
+            .filter_map(|m| parse_version(&m.location))
+            .filter(|v| *v <= newest)
+            .collect();
+        versions.sort_unstable();
+        let mut skipped = vec![];
+        for version in versions.into_iter().rev() {
+            if let Some(k) = known.filter(|k| k.snapshot.version == version) {
+                warn_fallback(&skipped, version);
+                return Ok(Arc::clone(&k.snapshot));
+            }
+            match self.read_version(version).await {
+                Ok(s) => {
+                    warn_fallback(&skipped, version);
+                    return Ok(Arc::new(s));
+                }
+                Err(CatalogError::Corrupt { path, source }) => {
+                    warn!(
+                        file = %path,
+                        error = %source,
+                        "corrupt catalog version {version}: trying the previous one"
+                    );
+                    skipped.push(version);
+                }
+                // Deleted by a cleanup since the listing.
+                Err(CatalogError::ObjectStore(object_store::Error::NotFound { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CatalogError::NoValidVersion {
+            dir: self.dir.to_string(),
+            newest,
+        })
     }
 
     /// Applies `change` to the newest catalog and commits it as the next
@@ -157,10 +233,12 @@ impl CatalogStore {
         F: FnMut(&mut CatalogState) -> Result<T>,
     {
         for attempt in 0..MAX_ATTEMPTS {
-            let base = self.current().await?;
+            // After the newest file, even when that one is corrupt and
+            // `base` an older version (see [`CatalogStore`]).
+            let (head, base) = self.head().await?;
             let mut state = base.state.clone();
             let out = change(&mut state)?;
-            let version = base.version + 1;
+            let version = head + 1;
             match self.write_version(version, &state).await {
                 Ok(()) => {
                     // A writer that was more than KEEP_VERSIONS behind could
@@ -177,7 +255,10 @@ impl CatalogStore {
                         continue;
                     }
                     let snap = Arc::new(Snapshot { version, state });
-                    *self.cached.lock().await = Some(Arc::clone(&snap));
+                    *self.cached.lock().await = Some(Head {
+                        head: version,
+                        snapshot: Arc::clone(&snap),
+                    });
                     self.cleanup(version).await;
                     return Ok((snap, out));
                 }
@@ -210,6 +291,19 @@ impl CatalogStore {
                 let _ = self.store.delete(&f.location).await;
             }
         }
+    }
+}
+
+/// The warning of a fallback: which version is served instead of which.
+fn warn_fallback(skipped: &[u64], served: u64) {
+    if let Some(newest) = skipped.first() {
+        warn!(
+            served,
+            corrupt = ?skipped,
+            "catalog version {newest} is corrupt: serving version {served}; the changes \
+             of the corrupt version(s) are not in effect, and the next catalog change \
+             is committed after them (see docs/server.md, \"Corrupt data\")"
+        );
     }
 }
 
@@ -269,6 +363,117 @@ mod tests {
         let s = open(dir.path()).await.current().await.unwrap();
         assert_eq!(s.version, 41);
         assert_eq!(s.state.schemas.len(), 41, "public + 40 created schemas");
+    }
+
+    fn corrupt(dir: &std::path::Path, version: u64, bytes: &[u8]) {
+        let file = dir.join(format!("_seglake/catalog/{version:020}.json"));
+        std::fs::write(file, bytes).unwrap();
+    }
+
+    /// The newest version is garbage: the previous one is served (to a
+    /// process that had read it and to a new one), and the next commit
+    /// goes after the corrupt version, on top of the one served.
+    #[tokio::test]
+    async fn a_corrupt_newest_version_falls_back_to_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path()).await;
+        c.update(|st| st.create_schema("kept", false, Utc::now()))
+            .await
+            .unwrap();
+        assert_eq!(c.current().await.unwrap().version, 2);
+        // Version 3 is garbage, version 4 valid JSON of another shape
+        // (e.g. a truncated document that still parses).
+        corrupt(dir.path(), 3, b"\0\x01 not json");
+        corrupt(dir.path(), 4, br#"{"schemas": 42}"#);
+
+        let s = c.current().await.unwrap();
+        assert_eq!(s.version, 2, "the process that knew version 2");
+        assert!(s.state.schemas.contains_key("kept"));
+        let fresh = open(dir.path()).await;
+        let s = fresh.current().await.unwrap();
+        assert_eq!(s.version, 2, "a new process");
+        assert!(s.state.schemas.contains_key("kept"));
+
+        // A commit after the fallback lands after the corrupt versions and
+        // keeps what version 2 had.
+        let (s, ()) = fresh
+            .update(|st| st.create_schema("after", false, Utc::now()))
+            .await
+            .unwrap();
+        assert_eq!(s.version, 5);
+        for process in [&c, &fresh, &open(dir.path()).await] {
+            let s = process.current().await.unwrap();
+            assert_eq!(s.version, 5);
+            assert!(s.state.schemas.contains_key("kept"));
+            assert!(s.state.schemas.contains_key("after"));
+        }
+        // The corrupt files are left for the operator.
+        assert!(
+            dir.path()
+                .join(format!("_seglake/catalog/{:020}.json", 3))
+                .exists()
+        );
+        // And the log goes on normally.
+        let (s, ()) = c
+            .update(|st| st.create_schema("later", false, Utc::now()))
+            .await
+            .unwrap();
+        assert_eq!(s.version, 6);
+    }
+
+    /// Concurrent writers after a fallback all commit (none conflicts
+    /// forever with the corrupt version).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writers_after_a_fallback_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        open(dir.path()).await;
+        corrupt(dir.path(), 2, b"{");
+        let mut handles = vec![];
+        for w in 0..3 {
+            let path = dir.path().to_path_buf();
+            handles.push(tokio::spawn(async move {
+                let c = open(&path).await;
+                for i in 0..5 {
+                    c.update(|st| st.create_schema(&format!("s_{w}_{i}"), false, Utc::now()))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        let s = open(dir.path()).await.current().await.unwrap();
+        assert_eq!(s.version, 17, "1, the corrupt 2, then 15 commits");
+        assert_eq!(s.state.schemas.len(), 16, "public + 15 created schemas");
+    }
+
+    /// No version parses: a clear error (not a new empty catalog).
+    #[tokio::test]
+    async fn every_version_corrupt_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path()).await;
+        c.update(|st| st.create_schema("x", false, Utc::now()))
+            .await
+            .unwrap();
+        corrupt(dir.path(), 1, b"garbage");
+        corrupt(dir.path(), 2, b"");
+        let w = Warehouse::open(dir.path().to_str().unwrap(), &S3Options::default()).unwrap();
+        let err = CatalogStore::open(&w).await.unwrap_err();
+        assert!(
+            matches!(err, CatalogError::NoValidVersion { newest: 2, .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("_seglake/catalog"), "{text}");
+        // The files are not replaced by a new catalog.
+        assert_eq!(
+            std::fs::read(dir.path().join(format!("_seglake/catalog/{:020}.json", 1))).unwrap(),
+            b"garbage"
+        );
+        // A process that read version 2 before it was damaged lists
+        // nothing newer and keeps serving what it read.
+        assert_eq!(c.current().await.unwrap().version, 2);
     }
 
     #[tokio::test]

@@ -34,8 +34,10 @@ pub struct EngineConfig {
     pub target_partitions: Option<usize>,
     /// Rows per batch (default: DataFusion's 8192).
     pub batch_size: Option<usize>,
-    /// Memory limit for query execution in bytes; operators that can spill
-    /// do so, others fail with a resources-exhausted error.
+    /// Size of the memory pool of query execution in bytes
+    /// (`--memory-limit-mb`); `None`: 70 % of the machine's memory, or of
+    /// its cgroup's limit when lower (`memory.rs`). Operators that can
+    /// spill do so, others fail the statement with RESOURCE_EXHAUSTED.
     pub memory_limit: Option<usize>,
     /// Workers to distribute queries to (`None`: single node).
     pub cluster: Option<ClusterConfig>,
@@ -62,6 +64,17 @@ pub struct EngineConfig {
     /// Longest a statement may run (`--statement-timeout-secs`); sessions
     /// may lower it (`seglake.statement_timeout`).
     pub statement_timeout: std::time::Duration,
+    /// Statements that run at once (`--max-running-queries`, at least 1;
+    /// default twice the cores); the others wait in a queue, users served
+    /// in turn (`crate::admission`).
+    pub max_running_queries: usize,
+    /// Statements that may wait for a slot (`--max-queued-queries`); past
+    /// it a statement is refused with RESOURCE_EXHAUSTED.
+    pub max_queued_queries: usize,
+    /// Slots beside the general ones that only the HTTP collector's
+    /// commits and scheduled refreshes take (`--reserved-service-queries`),
+    /// so that a server saturated by queries still ingests.
+    pub reserved_service_queries: usize,
 }
 
 impl EngineConfig {
@@ -79,8 +92,17 @@ impl EngineConfig {
             administrators: None,
             audit_retention_days: 400,
             statement_timeout: std::time::Duration::from_secs(3600),
+            max_running_queries: default_max_running_queries(),
+            max_queued_queries: 1000,
+            reserved_service_queries: 2,
         }
     }
+}
+
+/// Twice the cores: a statement often waits on storage, so a core can
+/// serve two.
+pub fn default_max_running_queries() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Shared by every session of a server: the composition root that puts the
@@ -97,6 +119,10 @@ pub struct Engine {
     egress: Arc<EgressPolicy>,
     /// `EngineConfig::administrators`.
     administrators: Option<Arc<std::collections::BTreeSet<String>>>,
+    /// Bytes of the server's memory pool.
+    pool_size: usize,
+    /// The slots statements run in (`EngineConfig::max_running_queries`).
+    admission: crate::admission::Admission,
 }
 
 impl Engine {
@@ -105,19 +131,27 @@ impl Engine {
         let warehouse = Warehouse::open(&config.warehouse, &config.s3)?;
         // A bad `--allow-webhook` entry fails here, at start.
         let egress = Arc::new(EgressPolicy::new(&config.allow_webhooks)?);
+        let admission = crate::admission::Admission::new(crate::admission::Limits {
+            running: config.max_running_queries,
+            queued: config.max_queued_queries,
+            reserved: config.reserved_service_queries,
+        })?;
         crate::storage::delta::register_log_stores();
         // No list-files cache: other servers, workers and ingests add files
         // to the warehouse, and a query must see every committed file.
-        let mut rt = RuntimeEnvBuilder::new()
-            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
-        if let Some(limit) = config.memory_limit {
-            let pool = TrackConsumersPool::new(
-                FairSpillPool::new(limit),
-                std::num::NonZeroUsize::new(5).expect("non-zero"),
-            );
-            rt = rt.with_memory_pool(Arc::new(pool));
-        }
-        let runtime = rt.build_arc()?;
+        // One memory pool for every statement of this process (each runs
+        // with a per-statement view of it, `memory::StatementPool`); spill
+        // files go to the OS temporary directory (DataFusion's default disk
+        // manager).
+        let pool_size = pool_size(&config);
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(pool_size),
+            std::num::NonZeroUsize::new(5).expect("non-zero"),
+        );
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .with_memory_pool(Arc::new(pool))
+            .build_arc()?;
         runtime.register_object_store(warehouse.store_url(), warehouse.store());
         let catalog = CatalogStore::open(&warehouse).await?;
         let cluster = match &config.cluster {
@@ -142,8 +176,10 @@ impl Engine {
             storage,
             cluster,
             refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
+            pool_size,
             egress,
             administrators,
+            admission,
         });
         // A bad `--datafusion-config` setting fails here, at start.
         engine.storage.set_scan_session(engine.session_state()?);
@@ -190,6 +226,12 @@ impl Engine {
         self.storage.runtime()
     }
 
+    /// Bytes of the server's memory pool (`--memory-limit-mb`, or 70 % of
+    /// the machine's or cgroup's memory).
+    pub fn memory_pool_size(&self) -> usize {
+        self.pool_size
+    }
+
     /// The workers of a coordinator (`None` on a single node).
     pub fn cluster(&self) -> Option<&Cluster> {
         self.cluster.as_ref()
@@ -209,6 +251,11 @@ impl Engine {
     /// This server's statements.
     pub(crate) fn queries(&self) -> &crate::workload::Queries {
         &self.storage.queries
+    }
+
+    /// The slots statements run in.
+    pub(crate) fn admission(&self) -> &crate::admission::Admission {
+        &self.admission
     }
 
     /// What a statement needs of the engine (`pipeline::StatementContext`).
@@ -268,6 +315,22 @@ impl Engine {
         // ADBC/pyarrow, BI tools) do not all read view types, and results
         // keep the types the tables were written with.
         opts.execution.parquet.schema_force_view_types = false;
+        // DataFusion 55 compares an aggregate's logical and physical input
+        // schemas field by field, nullability included, and some grouping
+        // expressions (`x IS FALSE`, `SELECT DISTINCT (x <= 0.0) IS FALSE`)
+        // differ there only: valid SQL would fail INTERNAL. The check guards
+        // DataFusion's own planner, not the data; found by the random-SQL
+        // suite (tests/python/test_random_sql.py).
+        opts.execution.skip_physical_aggregate_schema_check = true;
+        // A sort that may spill first reserves this much for merging its
+        // runs, outside the share spilling operators divide: with a small
+        // pool DataFusion's 10 MiB per partition would leave nothing to
+        // sort in, so it is at most an eighth of the pool per partition.
+        let partitions = opts.execution.target_partitions.max(1);
+        opts.execution.sort_spill_reservation_bytes = opts
+            .execution
+            .sort_spill_reservation_bytes
+            .min(self.pool_size / 8 / partitions);
         // The operator's defaults (`--datafusion-config`) come last.
         for (key, value) in &self.config.settings {
             opts.set(key, value).map_err(|e| {
@@ -292,6 +355,14 @@ impl Engine {
     pub fn session(self: &Arc<Self>, user: &str) -> Result<Session> {
         let ctx = SessionContext::new_with_state(self.session_state()?);
         Ok(Session::new(Arc::clone(self), ctx, user))
+    }
+
+    /// A session of the server's own work (the HTTP collector's committer,
+    /// the refresh scheduler): its statements may take the slots reserved
+    /// for the service (`EngineConfig::reserved_service_queries`) and are
+    /// never refused for a full queue. Never for a client's connection.
+    pub fn service_session(self: &Arc<Self>, user: &str) -> Result<Session> {
+        Ok(self.session(user)?.into_service())
     }
 }
 
@@ -379,6 +450,39 @@ impl Engine {
             "demo warehouse installed"
         );
         Ok(Some(summary))
+    }
+}
+
+/// The memory pool's size: `--memory-limit-mb`, else 70 % of what the
+/// process may use (the machine's memory, its cgroup's limit), else (not
+/// Linux) no bound. Logged: an operator sees what a server runs with.
+fn pool_size(config: &EngineConfig) -> usize {
+    if let Some(limit) = config.memory_limit {
+        info!(
+            pool = %crate::memory::mib(limit),
+            "query memory pool (--memory-limit-mb)"
+        );
+        return limit;
+    }
+    let memory = crate::memory::available_memory();
+    match crate::memory::default_pool_size(memory) {
+        Some(size) => {
+            info!(
+                pool = %crate::memory::mib(size),
+                memory = %crate::memory::mib(memory.unwrap_or_default() as usize),
+                "query memory pool: {} % of the memory of the machine or its cgroup \
+                 (--memory-limit-mb to change)",
+                crate::memory::DEFAULT_POOL_PERCENT
+            );
+            size
+        }
+        None => {
+            tracing::warn!(
+                "the machine's memory is unknown: the query memory pool has no bound \
+                 (set --memory-limit-mb)"
+            );
+            usize::MAX
+        }
     }
 }
 

@@ -66,6 +66,10 @@ pub enum EngineError {
     #[error("{0}")]
     Cancelled(String),
 
+    /// A limit of the server was reached (the admission queue is full).
+    #[error("{0}")]
+    ResourceExhausted(String),
+
     /// Seglake's own state is not what it should be.
     #[error("internal error: {0}")]
     Internal(String),
@@ -136,7 +140,9 @@ impl EngineError {
                 | CatalogError::InvalidSecurity(_) => ErrorKind::InvalidArgument,
                 CatalogError::ObjectStore(e) => object_store_kind(e),
                 CatalogError::TooManyConflicts(_) => ErrorKind::Unavailable,
-                CatalogError::Corrupt { .. } | CatalogError::CorruptKey(_) => ErrorKind::Internal,
+                CatalogError::Corrupt { .. }
+                | CatalogError::NoValidVersion { .. }
+                | CatalogError::CorruptKey(_) => ErrorKind::Internal,
             },
             Self::Arrow(_) => ErrorKind::InvalidArgument,
             Self::Parquet(_) | Self::Demo(_) => ErrorKind::Internal,
@@ -149,6 +155,7 @@ impl EngineError {
             Self::Incomplete(_) => ErrorKind::Unavailable,
             Self::Internal(_) => ErrorKind::Internal,
             Self::Cancelled(_) => ErrorKind::Cancelled,
+            Self::ResourceExhausted(_) => ErrorKind::ResourceExhausted,
             Self::WorkerUnavailable { .. } => ErrorKind::Unavailable,
             Self::DeadlineExceeded(_) => ErrorKind::DeadlineExceeded,
             Self::PermissionDenied { .. } => ErrorKind::PermissionDenied,
@@ -184,6 +191,15 @@ fn datafusion_kind(e: &DataFusionError) -> ErrorKind {
             datafusion_kind(inner)
         }
         DataFusionError::Shared(inner) => datafusion_kind(inner),
+        // A bad regex pattern is the statement's fault: the expression
+        // simplifier parses constant patterns while planning
+        // (`regex_syntax::Error`), the regex functions the others while
+        // running (`regex::Error`); both come as `External`.
+        DataFusionError::External(inner)
+            if inner.is::<regex::Error>() || inner.is::<regex_syntax::Error>() =>
+        {
+            ErrorKind::InvalidArgument
+        }
         DataFusionError::External(inner) => match inner.downcast_ref::<EngineError>() {
             Some(engine) => engine.kind(),
             None => match inner.downcast_ref::<DataFusionError>() {
@@ -228,3 +244,41 @@ fn delta_kind(e: &deltalake_core::DeltaTableError) -> ErrorKind {
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    /// The error DataFusion really raises for `sql`, planned and run.
+    async fn error_of(sql: &str) -> DataFusionError {
+        let ctx = SessionContext::new();
+        let result = match ctx.sql(sql).await {
+            Ok(df) => df.collect().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        result.expect_err(sql)
+    }
+
+    #[tokio::test]
+    async fn bad_regex_patterns_are_the_statements_fault() {
+        // An unclosed class or group, a reversed range: rejected while
+        // simplifying (a constant pattern) or while running (a pattern
+        // from a column, or one the simplifier leaves to the function).
+        for sql in [
+            "SELECT regexp_like('a', '[')",
+            "SELECT 'a' ~ '('",
+            "SELECT 'a' !~* '[z-a]'",
+            "SELECT regexp_replace(x, '(', 'y') FROM (VALUES ('a')) t(x)",
+            "SELECT regexp_like(x, p) FROM (VALUES ('a', '[')) t(x, p)",
+        ] {
+            let e = error_of(sql).await;
+            assert_eq!(
+                EngineError::DataFusion(e).kind(),
+                ErrorKind::InvalidArgument,
+                "{sql}"
+            );
+        }
+    }
+}

@@ -10,6 +10,7 @@
 //! statement does) → `session` (the dispatcher) → `engine` (the
 //! composition root).
 
+mod admission;
 mod arrow_cast;
 mod catalog;
 mod commands;
@@ -20,6 +21,9 @@ mod engine;
 #[cfg(test)]
 mod erasure_tests;
 mod error;
+mod memory;
+#[cfg(test)]
+mod memory_tests;
 mod optimizer;
 pub mod pipeline;
 mod scheduler;

@@ -57,7 +57,7 @@ impl Engine {
             if due.is_empty() {
                 continue;
             }
-            let session = match self.session(SCHEDULER_USER) {
+            let session = match self.service_session(SCHEDULER_USER) {
                 Ok(s) => s,
                 Err(e) => {
                     warn!(error = %e, "refresh scheduler: no session");

@@ -44,6 +44,8 @@ pub struct PlannedQuery {
     cx: Arc<StatementContext>,
     /// Its text, for `system.queries`.
     sql: String,
+    /// The tables it reads (`Access::tables_read`).
+    reads: Option<String>,
 }
 
 impl std::fmt::Debug for PlannedQuery {
@@ -84,6 +86,9 @@ pub struct Session {
     user: String,
     /// The client's address (the audit trail's `client`), when known.
     client: Option<String>,
+    /// The server's own work (`Engine::service_session`): its statements
+    /// may take the slots reserved for the service.
+    service: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -99,7 +104,14 @@ impl Session {
             ctx,
             user: user.to_string(),
             client: None,
+            service: false,
         }
+    }
+
+    /// The session of the server's own work (`Engine::service_session`).
+    pub(crate) fn into_service(mut self) -> Self {
+        self.service = true;
+        self
     }
 
     /// The session's client address, recorded with its statements in the
@@ -218,7 +230,7 @@ impl Session {
     pub async fn prepare(&self, sql: &str, params: &[ScalarValue]) -> Result<Prepared> {
         let cx = self.begin(Source::Sql).await?;
         let (plan, parameters) = self.plan(&cx, sql, params, false).await?;
-        self.checked(&cx, &plan)?;
+        let reads = self.checked(&cx, &plan)?.tables_read();
         let plan = match plan {
             Plan::DataFusion { plan, .. } => plan,
             Plan::Seglake(statement) => {
@@ -242,7 +254,7 @@ impl Session {
         };
         let kind = classify(&plan);
         let schema = match kind {
-            StatementKind::Query => Arc::new(plan.schema().as_arrow().clone()),
+            StatementKind::Query => Arc::new(self.result_schema(&plan)?),
             StatementKind::Command => Arc::new(Schema::empty()),
         };
         let planned = (kind == StatementKind::Query && parameters.fields().len() == params.len())
@@ -250,6 +262,7 @@ impl Session {
                 plan,
                 cx: Arc::new(cx),
                 sql: sql.to_string(),
+                reads,
             });
         Ok(Prepared {
             kind,
@@ -273,36 +286,81 @@ impl Session {
                 let kind = plan.kind();
                 entry.set_kind(kind.label());
                 let access = self.checked(&cx, &plan)?;
+                entry.set_reads(access.tables_read());
+                let permit = self.admit(needs_slot(&plan), self.service).await?;
                 entry.start();
-                let result = cx.run(plan, &self.ctx).await;
-                self.audited(&cx, kind, &access, &result);
-                result
+                let audit = Audited::arm(self, &cx, kind, &access);
+                let result = cx
+                    .run(plan, &self.ctx)
+                    .await
+                    .map_err(|e| entry.naming_tables(e));
+                audit.done(&result);
+                result.map(|outcome| (outcome, permit))
             }),
         )
         .await;
         followed(entry, deadline, result)
     }
 
+    /// The schema `plan`'s rows will have: that of the analysed plan, whose
+    /// types are coerced (`SELECT 1.5 UNION ALL SELECT 'a'` is text, while
+    /// the unanalysed plan still says the first input's Float64).
+    fn result_schema(&self, plan: &LogicalPlan) -> Result<Schema> {
+        crate::commands::result_schema(&self.ctx.state(), plan)
+    }
+
     /// Runs a query [`Session::prepare`] planned and checked, without
     /// planning it again.
     pub async fn run_planned(&self, query: PlannedQuery) -> Result<Outcome> {
-        let PlannedQuery { plan, cx, sql } = query;
+        let PlannedQuery {
+            plan,
+            cx,
+            sql,
+            reads,
+        } = query;
         let entry = self.track(&cx, Kind::Query.label(), &sql);
-        entry.start();
+        entry.set_reads(reads);
         let deadline = cx.deadline();
-        let result = workload::supervise(&entry, deadline, Box::pin(cx.run_query(plan))).await;
+        let result = workload::supervise(
+            &entry,
+            deadline,
+            Box::pin(async {
+                let permit = self.admit(query_needs_slot(&plan), self.service).await?;
+                entry.start();
+                let outcome = cx
+                    .run_query(plan)
+                    .await
+                    .map_err(|e| entry.naming_tables(e))?;
+                Ok((outcome, permit))
+            }),
+        )
+        .await;
         followed(entry, deadline, result)
+    }
+
+    /// A slot to run in when the statement `needs` one (`crate::admission`;
+    /// `service`: it may take a reserved slot), waiting for its turn; the
+    /// statement is `queued` in `system.queries` meanwhile.
+    async fn admit(&self, needs: bool, service: bool) -> Result<Option<crate::admission::Permit>> {
+        if !needs {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.engine.admission().acquire(&self.user, service).await?,
+        ))
     }
 
     /// Registers the statement of `cx` in `system.queries`.
     fn track(&self, cx: &StatementContext, kind: &str, sql: &str) -> Arc<QueryEntry> {
-        self.engine.queries().begin(QueryInfo {
+        let entry = self.engine.queries().begin(QueryInfo {
             id: cx.id().to_string(),
             user: self.user.clone(),
             client: self.client.clone(),
             kind: kind.to_string(),
             sql: sql.to_string(),
-        })
+        });
+        entry.follow_memory(Arc::clone(cx.memory()));
+        entry
     }
 
     /// Ingests a stream of batches into `table` and returns the number of
@@ -333,11 +391,13 @@ impl Session {
                     replace: mode == IngestMode::Replace,
                 };
                 let access = self.checked(&cx, &plan)?;
+                let _permit = self.admit(true, self.service).await?;
                 entry.start();
+                let audit = Audited::arm(self, &cx, Kind::Ingest, &access);
                 let result = cx
                     .ingest(&schema_name, &table_name, mode, schema, batches)
                     .await;
-                self.audited(&cx, Kind::Ingest, &access, &result);
+                audit.done(&result);
                 result
             }),
         )
@@ -399,9 +459,12 @@ impl Session {
                     },
                 ));
                 let access = self.checked(&cx, &plan)?;
+                // The scheduler's work: a reserved slot if need be.
+                let _permit = self.admit(true, true).await?;
                 entry.start();
+                let audit = Audited::arm(self, &cx, Kind::Segment, &access);
                 let result = cx.run(plan, &self.ctx).await.map(|_| ());
-                self.audited(&cx, Kind::Segment, &access, &result);
+                audit.done(&result);
                 result
             }),
         )
@@ -595,22 +658,134 @@ fn cast_params(values: Vec<ScalarValue>, expected: &Schema) -> Result<Vec<Scalar
         .collect()
 }
 
+/// The audit record of a statement that runs: written when it ends
+/// ([`Audited::done`]), or, when its work is dropped first (`KILL QUERY`,
+/// a timeout, its client gone), written then with the outcome `cancelled`:
+/// a write stopped midway is on the trail too.
+struct Audited<'a> {
+    session: &'a Session,
+    cx: &'a StatementContext,
+    kind: Kind,
+    access: &'a Access,
+    armed: bool,
+}
+
+impl<'a> Audited<'a> {
+    fn arm(session: &'a Session, cx: &'a StatementContext, kind: Kind, access: &'a Access) -> Self {
+        Self {
+            session,
+            cx,
+            kind,
+            access,
+            armed: true,
+        }
+    }
+
+    fn done<T>(mut self, result: &Result<T>) {
+        self.armed = false;
+        self.session
+            .audited(self.cx, self.kind, self.access, result);
+    }
+}
+
+impl Drop for Audited<'_> {
+    fn drop(&mut self) {
+        if self.armed && self.access.changes() {
+            self.session.audit(
+                self.cx,
+                self.kind,
+                self.access.described(),
+                "cancelled",
+                Some(
+                    "stopped before its end (KILL QUERY, its timeout, or its client went away); \
+                     a commit it made before is in the table's history"
+                        .to_string(),
+                ),
+            );
+        }
+    }
+}
+
 /// A statement's outcome, followed to its end: a query's rows as they are
 /// read (its stream stops when the statement is killed or times out), a
 /// command's end at once.
+///
+/// `permit`, the statement's slot, is held by a query's stream until it
+/// ends or is dropped; a command's is given back here, at its end.
 fn followed(
     entry: Arc<QueryEntry>,
     deadline: tokio::time::Instant,
-    result: Result<Outcome>,
+    result: Result<(Outcome, Option<crate::admission::Permit>)>,
 ) -> Result<Outcome> {
     match result {
-        Ok(Outcome::Rows { schema, stream }) => Ok(Outcome::Rows {
+        Ok((Outcome::Rows { schema, stream }, permit)) => Ok(Outcome::Rows {
             schema,
-            stream: Box::pin(Tracked::new(stream, entry, deadline)),
+            stream: Box::pin(Tracked::new(stream, entry, deadline, permit)),
         }),
-        other => {
-            entry.end(&other);
+        Ok((outcome, permit)) => {
+            let outcome = Ok(outcome);
+            entry.end(&outcome);
+            drop(permit);
+            outcome
+        }
+        Err(e) => {
+            let other = Err(e);
+            entry.end::<Outcome>(&other);
             other
         }
+    }
+}
+
+/// Whether a statement takes a slot of the admission control
+/// (`crate::admission`). Everything that reads or writes data does; what
+/// a saturated server must still answer, so that an administrator can see
+/// and stop what runs, does not: `SET`/`RESET` and the other session
+/// statements, `KILL QUERY`, and the metadata queries of
+/// [`query_needs_slot`].
+fn needs_slot(plan: &Plan) -> bool {
+    match plan {
+        Plan::Seglake(SeglakeStatement::KillQuery { .. }) => false,
+        Plan::Seglake(_) | Plan::Ingest { .. } => true,
+        Plan::DataFusion { plan, .. } => match plan {
+            LogicalPlan::Statement(_) => false,
+            plan if classify(plan) == StatementKind::Command => true,
+            plan => query_needs_slot(plan),
+        },
+    }
+}
+
+/// Whether a query takes a slot: all do but `DESCRIBE` and a query over
+/// exactly one metadata table and nothing else (no join, no union, no
+/// subquery: its cost is bounded by that table's size), the table being
+/// one of `information_schema` (what `SHOW` reads) or `system.queries`.
+fn query_needs_slot(plan: &LogicalPlan) -> bool {
+    let (mut leaves, mut metadata) = (0, false);
+    let walked = plan.apply_with_subqueries(|node| {
+        if node.inputs().is_empty() {
+            leaves += 1;
+            metadata = is_metadata(node);
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    !(walked.is_ok() && leaves == 1 && metadata)
+}
+
+/// `DESCRIBE`, or a scan of a table of `information_schema` or of
+/// `system.queries` (schema-qualified: both schema names are reserved).
+fn is_metadata(leaf: &LogicalPlan) -> bool {
+    match leaf {
+        LogicalPlan::DescribeTable(_) => true,
+        LogicalPlan::TableScan(scan) => {
+            let name = &scan.table_name;
+            name.catalog().is_none_or(|c| c == DEFAULT_CATALOG)
+                && match name.schema() {
+                    Some("information_schema") => true,
+                    Some(schema) => {
+                        schema == seglake_catalog::SYSTEM_SCHEMA && name.table() == "queries"
+                    }
+                    None => false,
+                }
+        }
+        _ => false,
     }
 }

@@ -78,6 +78,9 @@ pub(crate) struct QueryRow {
     pub(crate) finished_at: Option<DateTime<Utc>>,
     pub(crate) rows: u64,
     pub(crate) bytes: u64,
+    /// The most the statement held of this server's memory pool at once
+    /// (`None`: not followed).
+    pub(crate) peak_memory: Option<u64>,
     pub(crate) error: Option<String>,
 }
 
@@ -97,6 +100,9 @@ pub(crate) struct QueryEntry {
     info: QueryInfo,
     /// `info.kind` until the statement is planned.
     kind: parking_lot::Mutex<String>,
+    /// The tables the statement reads, once checked (`a.b, c.d`): named in
+    /// a failure to read their files.
+    reads: parking_lot::Mutex<Option<String>>,
     queued_at: DateTime<Utc>,
     cancel: CancellationToken,
     /// Why the statement is being stopped: set before `cancel` fires.
@@ -104,6 +110,9 @@ pub(crate) struct QueryEntry {
     started_at: parking_lot::Mutex<Option<DateTime<Utc>>>,
     rows: AtomicU64,
     bytes: AtomicU64,
+    /// The statement's use of the memory pool (`crate::memory`), once
+    /// followed.
+    memory: std::sync::OnceLock<Arc<crate::memory::StatementMemory>>,
     ended: std::sync::atomic::AtomicBool,
 }
 
@@ -133,6 +142,7 @@ impl Queries {
         let entry = Arc::new(QueryEntry {
             queries: Arc::downgrade(&self.0),
             kind: parking_lot::Mutex::new(info.kind.clone()),
+            reads: parking_lot::Mutex::new(None),
             info,
             queued_at: Utc::now(),
             cancel: CancellationToken::new(),
@@ -140,6 +150,7 @@ impl Queries {
             started_at: parking_lot::Mutex::new(None),
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            memory: std::sync::OnceLock::new(),
             ended: std::sync::atomic::AtomicBool::new(false),
         });
         self.0
@@ -189,6 +200,40 @@ impl QueryEntry {
     /// What the statement turned out to be, once planned.
     pub(crate) fn set_kind(&self, kind: &str) {
         *self.kind.lock() = kind.to_string();
+    }
+
+    /// Follows the statement's memory (`system.queries.peak_memory_bytes`).
+    pub(crate) fn follow_memory(&self, memory: Arc<crate::memory::StatementMemory>) {
+        let _ = self.memory.set(memory);
+    }
+
+    /// The tables the statement reads (`a.b, c.d`; `None`: none).
+    pub(crate) fn set_reads(&self, tables: Option<String>) {
+        *self.reads.lock() = tables;
+    }
+
+    /// `e` naming the tables the statement reads when it is a failure to
+    /// read their files (a corrupt, truncated or missing file, a file whose
+    /// schema disagrees), which DataFusion reports without them.
+    pub(crate) fn naming_tables(&self, e: EngineError) -> EngineError {
+        let EngineError::DataFusion(inner) = e else {
+            return e;
+        };
+        let Some(tables) = self.reads.lock().clone() else {
+            return EngineError::DataFusion(inner);
+        };
+        let reading = matches!(
+            inner.find_root(),
+            DataFusionError::ParquetError(_)
+                | DataFusionError::ObjectStore(_)
+                | DataFusionError::IoError(_)
+                | DataFusionError::ArrowError(..)
+        );
+        EngineError::DataFusion(if reading {
+            inner.context(format!("reading {tables}"))
+        } else {
+            inner
+        })
     }
 
     /// The statement runs now (it left the queue).
@@ -281,6 +326,7 @@ impl QueryEntry {
             finished_at: None,
             rows: self.rows.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
+            peak_memory: self.memory.get().map(|m| m.peak() as u64),
             error: None,
         }
     }
@@ -351,6 +397,9 @@ pub(crate) struct Tracked {
     entry: Arc<QueryEntry>,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    /// The query's slot (`crate::admission`), given back when the stream
+    /// ends or is dropped.
+    permit: Option<crate::admission::Permit>,
 }
 
 impl Tracked {
@@ -358,6 +407,7 @@ impl Tracked {
         inner: SendableRecordBatchStream,
         entry: Arc<QueryEntry>,
         deadline: tokio::time::Instant,
+        permit: Option<crate::admission::Permit>,
     ) -> Self {
         Self {
             schema: inner.schema(),
@@ -365,11 +415,13 @@ impl Tracked {
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             inner: Some(inner),
             entry,
+            permit,
         }
     }
 
     fn stop(&mut self) -> Poll<Option<datafusion::error::Result<RecordBatch>>> {
         self.inner = None;
+        self.permit = None;
         let e = self.entry.stop_error();
         self.entry.end_error(&e);
         Poll::Ready(Some(Err(DataFusionError::External(Box::new(e)))))
@@ -390,6 +442,7 @@ impl Stream for Tracked {
             Ok(polled) => polled,
             Err(panic) => {
                 self.inner = None;
+                self.permit = None;
                 let e = panicked(&self.entry, panic.as_ref());
                 self.entry.end_error(&e);
                 return Poll::Ready(Some(Err(DataFusionError::External(Box::new(e)))));
@@ -402,12 +455,14 @@ impl Stream for Tracked {
             }
             Poll::Ready(Some(Err(e))) => {
                 self.inner = None;
-                let e = EngineError::from(e);
+                self.permit = None;
+                let e = self.entry.naming_tables(EngineError::from(e));
                 self.entry.end_error(&e);
                 return Poll::Ready(Some(Err(DataFusionError::External(Box::new(e)))));
             }
             Poll::Ready(None) => {
                 self.inner = None;
+                self.permit = None;
                 self.entry.end::<()>(&Ok(()));
                 return Poll::Ready(None);
             }

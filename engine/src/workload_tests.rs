@@ -192,3 +192,53 @@ async fn statements_time_out_at_the_shorter_of_the_server_and_session_limits() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_stopped_midway_is_on_the_audit_trail() {
+    let (_dir, engine) = engine(Duration::from_secs(3600)).await;
+    let root = engine.session("root").unwrap();
+    run(&root, "CREATE TABLE totals (v BIGINT)").await.unwrap();
+    // Its SELECT never ends: the write is killed before it commits.
+    const ENDLESS_INSERT: &str =
+        "INSERT INTO totals SELECT sum(value) FROM generate_series(1, 1000000000000)";
+    let task = spawn(engine.session("root").unwrap(), ENDLESS_INSERT);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        let rows = run(
+            &root,
+            &format!(
+                "SELECT query_id FROM system.queries WHERE sql = '{ENDLESS_INSERT}' AND state = 'running'"
+            ),
+        )
+        .await
+        .unwrap();
+        if let Some(row) = rows.first() {
+            break row[0].clone();
+        }
+        assert!(Instant::now() < deadline, "the insert never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    run(&root, &format!("KILL QUERY '{id}'")).await.unwrap();
+    let (result, _) = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the killed insert stops")
+        .unwrap();
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::Cancelled);
+    engine.flush_audit().await.unwrap();
+    let trail = run(
+        &root,
+        &format!(
+            "SELECT kind, objects, outcome, message LIKE '%KILL QUERY%' FROM system.audit WHERE statement_id = '{id}'"
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0][0], "dml");
+    assert!(trail[0][1].contains("totals"), "{trail:?}");
+    assert_eq!(trail[0][2..], ["cancelled", "true"]);
+    assert_eq!(
+        run(&root, "SELECT count(*) FROM totals").await.unwrap(),
+        [["0"]]
+    );
+}

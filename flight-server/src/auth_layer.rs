@@ -13,6 +13,7 @@ use arrow_flight::{
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::ClientSession;
+use crate::error::dispatch_status;
 use crate::service::{SeglakeFlightSql, schema_for};
 
 #[derive(Debug, Clone)]
@@ -76,7 +77,9 @@ impl FlightService for SeglakeService {
         mut request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&mut request).await?;
-        FlightService::get_flight_info(self.inner.as_ref(), request).await
+        FlightService::get_flight_info(self.inner.as_ref(), request)
+            .await
+            .map_err(dispatch_status)
     }
 
     async fn poll_flight_info(
@@ -104,7 +107,9 @@ impl FlightService for SeglakeService {
         mut request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         self.authorize(&mut request).await?;
-        FlightService::do_get(self.inner.as_ref(), request).await
+        FlightService::do_get(self.inner.as_ref(), request)
+            .await
+            .map_err(dispatch_status)
     }
 
     async fn do_put(
@@ -112,7 +117,9 @@ impl FlightService for SeglakeService {
         mut request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
         self.authorize(&mut request).await?;
-        FlightService::do_put(self.inner.as_ref(), request).await
+        FlightService::do_put(self.inner.as_ref(), request)
+            .await
+            .map_err(dispatch_status)
     }
 
     async fn do_action(
@@ -120,7 +127,9 @@ impl FlightService for SeglakeService {
         mut request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
         self.authorize(&mut request).await?;
-        FlightService::do_action(self.inner.as_ref(), request).await
+        FlightService::do_action(self.inner.as_ref(), request)
+            .await
+            .map_err(dispatch_status)
     }
 
     async fn list_actions(

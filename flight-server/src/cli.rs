@@ -106,8 +106,11 @@ pub struct ExecutionArgs {
     #[arg(long, env = "SEGLAKE_BATCH_SIZE")]
     pub batch_size: Option<usize>,
 
-    /// Memory limit for query execution in MiB (spilling operators spill,
-    /// others fail with ResourceExhausted). Default: unlimited.
+    /// Size of the memory pool of query execution in MiB, shared by every
+    /// statement of this process (spilling operators spill to the OS
+    /// temporary directory, others fail the statement with
+    /// RESOURCE_EXHAUSTED naming it). Default: 70 % of the machine's
+    /// memory, or of the cgroup's limit when lower (a container).
     #[arg(long, env = "SEGLAKE_MEMORY_LIMIT_MB")]
     pub memory_limit_mb: Option<usize>,
 
@@ -117,6 +120,23 @@ pub struct ExecutionArgs {
     /// statement past it answers DEADLINE_EXCEEDED.
     #[arg(long, env = "SEGLAKE_STATEMENT_TIMEOUT_SECS", default_value_t = 3600)]
     pub statement_timeout_secs: u64,
+
+    /// Statements that run at once (default: twice the cores); the others
+    /// wait for a slot, `queued` in system.queries, users served in turn.
+    /// `seglake serve` only.
+    #[arg(long, env = "SEGLAKE_MAX_RUNNING_QUERIES", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_running_queries: Option<u32>,
+
+    /// Statements that may wait for a slot; past it a statement answers
+    /// RESOURCE_EXHAUSTED at once. `seglake serve` only.
+    #[arg(long, env = "SEGLAKE_MAX_QUEUED_QUERIES", default_value_t = 1000)]
+    pub max_queued_queries: usize,
+
+    /// Slots beside --max-running-queries that only the HTTP collector's
+    /// commits and scheduled segment refreshes take, so that a server
+    /// saturated by queries still ingests. `seglake serve` only.
+    #[arg(long, env = "SEGLAKE_RESERVED_SERVICE_QUERIES", default_value_t = 2)]
+    pub reserved_service_queries: usize,
 
     /// Defaults for DataFusion and Seglake settings as KEY=VALUE pairs
     /// separated by commas (for example
@@ -530,6 +550,11 @@ async fn open_engine(
         config.batch_size = e.batch_size;
         config.memory_limit = e.memory_limit_mb.map(|mb| mb * 1024 * 1024);
         config.statement_timeout = Duration::from_secs(e.statement_timeout_secs.max(1));
+        if let Some(n) = e.max_running_queries {
+            config.max_running_queries = n as usize;
+        }
+        config.max_queued_queries = e.max_queued_queries;
+        config.reserved_service_queries = e.reserved_service_queries;
         config.settings = e.datafusion_config.clone();
     }
     Ok(Engine::open(config).await?)
@@ -655,12 +680,23 @@ pub async fn serve(args: ServeArgs, on_listening: impl FnOnce(SocketAddr)) -> Re
     )
     .await?;
     on_listening(server.addr());
-    // Dropped (and so stopped) when `serve` returns.
+    // Dropped (and so stopped) when `serve` returns; restarted (logged at
+    // ERROR, with a backoff) if it ever panics.
     let _scheduler = args.refresh_scheduler.then(|| {
-        AbortOnDrop(tokio::spawn(
-            std::sync::Arc::clone(&engine)
-                .run_refresh_scheduler(Duration::from_millis(args.refresh_tick_ms.max(10))),
-        ))
+        let engine = std::sync::Arc::clone(&engine);
+        let tick = Duration::from_millis(args.refresh_tick_ms.max(10));
+        AbortOnDrop(tokio::spawn(crate::supervise::supervise(
+            "refresh scheduler",
+            crate::supervise::Backoff::default(),
+            std::future::pending(),
+            move |_| {
+                let engine = std::sync::Arc::clone(&engine);
+                async move {
+                    Box::pin(engine.run_refresh_scheduler(tick)).await;
+                    Ok::<(), std::convert::Infallible>(())
+                }
+            },
+        )))
     });
     let collector = match collector_options {
         Some(options) => {

@@ -42,6 +42,9 @@ pub enum Payload {
 struct Sealed {
     user: String,
     payload: Payload,
+    /// Random: every handle is unique, so cancelling one `FlightInfo`
+    /// (its ticket) cancels no other.
+    nonce: u64,
 }
 
 /// Seals and opens handles with one secret.
@@ -72,6 +75,7 @@ impl Sealer {
         let mut body = serde_json::to_vec(&Sealed {
             user: user.to_string(),
             payload,
+            nonce: rand::rng().next_u64(),
         })
         .expect("handles serialize");
         let mut mac = self.mac();

@@ -16,6 +16,7 @@ pub mod server;
 mod service;
 mod session_options;
 mod sql_info;
+pub mod supervise;
 pub mod tls;
 pub mod worker;
 

@@ -101,7 +101,8 @@ pub fn sql_info_data() -> &'static SqlInfoData {
         b.append(I::FlightSqlServerSubstraitMaxVersion, "");
         // SqlSupportedTransaction::None: every statement commits on its own.
         b.append(I::FlightSqlServerTransaction, 0i32);
-        b.append(I::FlightSqlServerCancel, false);
+        // CancelFlightInfo and CancelQuery (service/cancel.rs).
+        b.append(I::FlightSqlServerCancel, true);
         b.append(I::FlightSqlServerBulkIngestion, true);
         b.append(I::FlightSqlServerIngestTransactionsSupported, false);
         b.append(I::FlightSqlServerStatementTimeout, 0i32);

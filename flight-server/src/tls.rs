@@ -6,34 +6,23 @@
 //! Errors name the file and the flag, never the file's content: a key file
 //! printed in a log is a leaked key.
 
-use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use seglake_engine::distributed::ClusterTls;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
-use tokio_rustls::server::TlsStream;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-use tracing::{debug, warn};
 
 use crate::error::{Result, ServerError};
 
 /// A client that has not finished its TLS handshake within this time is
 /// dropped (it would hold a connection slot forever otherwise).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Handshakes the collector runs at once; more connections wait in the
-/// kernel's accept queue.
-const MAX_PENDING_HANDSHAKES: usize = 256;
 
 /// Installs ring as the process's rustls provider. ring and aws-lc-rs are
 /// both in the dependency tree (delta-rs' HTTP client brings aws-lc-rs), so
@@ -323,121 +312,6 @@ pub fn cluster_tls(
         identity,
         server_name: server_name.map(str::to_string),
     })
-}
-
-/// A listener for axum that hands out connections once their TLS
-/// handshake is done. Handshakes run in their own tasks (a slow client
-/// does not hold up the others), each bounded by [`HANDSHAKE_TIMEOUT`];
-/// accepted connections get TCP_NODELAY. Dropping the listener stops
-/// accepting and closes the port.
-pub(crate) struct TlsListener {
-    addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    accepting: JoinHandle<()>,
-}
-
-impl TlsListener {
-    pub(crate) fn new(listener: TcpListener, acceptor: TlsAcceptor) -> io::Result<Self> {
-        let addr = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(MAX_PENDING_HANDSHAKES);
-        let accepting = tokio::spawn(accept_loop(listener, acceptor, tx));
-        Ok(Self {
-            addr,
-            ready,
-            accepting,
-        })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.accepting.abort();
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
-    loop {
-        let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little
-                    // rather than spin (a reset connection is not worth it).
-                    if !matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-                    ) {
-                        warn!(error = %e, "collector: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    continue;
-                }
-            },
-            () = ready.closed() => return,
-        };
-        if let Err(e) = stream.set_nodelay(true) {
-            warn!(error = %e, "could not set TCP_NODELAY");
-        }
-        let acceptor = acceptor.clone();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    drop(permit);
-                    let _ = ready.send((tls, peer)).await;
-                }
-                Ok(Err(e)) => debug!(%peer, error = %e, "collector: TLS handshake failed"),
-                Err(_) => debug!(%peer, "collector: TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop never ends while the listener lives.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.addr)
-    }
-}
-
-/// The collector's plain listener: a `TcpListener` whose connections get
-/// TCP_NODELAY (small answers go out without waiting for the client's
-/// delayed ACK, as on the gRPC listeners).
-pub(crate) struct PlainListener(pub(crate) TcpListener);
-
-impl axum::serve::Listener for PlainListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, peer) = axum::serve::Listener::accept(&mut self.0).await;
-        if let Err(e) = stream.set_nodelay(true) {
-            warn!(error = %e, "could not set TCP_NODELAY");
-        }
-        (stream, peer)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
 }
 
 #[cfg(test)]

@@ -100,6 +100,7 @@ impl SnapshotCatalog {
         }
         let schema = self.snapshot.state.schemas.get(name)?;
         Some(Arc::new(SnapshotSchema {
+            name: name.to_string(),
             tables: schema.tables.clone(),
             parquet: self.parquet.clone(),
             storage: Arc::clone(&self.storage),
@@ -175,6 +176,8 @@ impl SchemaProvider for FilteredSchema {
 /// The tables of one schema of a catalog snapshot.
 #[derive(Debug)]
 pub struct SnapshotSchema {
+    /// The schema's name, for errors.
+    name: String,
     tables: std::collections::BTreeMap<String, TableEntry>,
     parquet: TableParquetOptions,
     storage: Arc<Storage>,
@@ -188,8 +191,17 @@ impl SchemaProvider for SnapshotSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         match self.tables.get(name) {
+            // A table that cannot be opened (a corrupt Delta log, a
+            // missing directory) is named in the error.
             Some(entry) => Ok(Some(
-                table_provider(&self.storage, entry, &self.parquet, None).await?,
+                table_provider(&self.storage, entry, &self.parquet, None)
+                    .await
+                    .map_err(|e| {
+                        e.context(format!(
+                            "cannot open table '{}.{name}' ({})",
+                            self.name, entry.location
+                        ))
+                    })?,
             )),
             None => Ok(None),
         }

@@ -29,6 +29,21 @@ pub(crate) use ddl::delete_prefix;
 use crate::pipeline::{Outcome, Plan, StatementContext, StatementKind, classify};
 use crate::{EngineError, Result};
 
+/// The schema a query's rows have: that of the analysed plan, whose types
+/// are coerced (`SELECT 1.5 UNION ALL SELECT 'a'` is text, where the plan
+/// before analysis still says its first input's Float64). What
+/// `GetFlightInfo` announces and `DoGet` streams.
+pub(crate) fn result_schema(
+    state: &datafusion::execution::SessionState,
+    plan: &LogicalPlan,
+) -> Result<arrow::datatypes::Schema> {
+    let analyzed =
+        state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})?;
+    Ok(analyzed.schema().as_arrow().clone())
+}
+
 impl StatementContext {
     /// Runs a checked plan. `session` is the session's own context: `SET`
     /// and `RESET` change it.
@@ -48,15 +63,14 @@ impl StatementContext {
     }
 
     pub(crate) async fn run_query(&self, plan: LogicalPlan) -> Result<Outcome> {
+        let schema = Arc::new(result_schema(&self.context().state(), &plan)?);
         if let Some(cluster) = self.cluster() {
-            let schema = Arc::new(plan.schema().as_arrow().clone());
             let stream =
                 crate::distributed::supervise(cluster, self.context(), plan, Arc::clone(&schema))
                     .await?;
             return Ok(Outcome::Rows { schema, stream });
         }
         let df = self.context().execute_logical_plan(plan).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
         let stream = df.execute_stream().await?;
         Ok(Outcome::Rows { schema, stream })
     }

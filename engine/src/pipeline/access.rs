@@ -89,6 +89,17 @@ impl Access {
         set.iter().map(Object::describe).collect()
     }
 
+    /// The tables read (`a.b, c.d`), `None` when none.
+    pub(crate) fn tables_read(&self) -> Option<String> {
+        let tables: Vec<String> = self
+            .reads
+            .iter()
+            .filter(|o| matches!(o, Object::Table { .. }))
+            .map(Object::describe)
+            .collect();
+        (!tables.is_empty()).then(|| tables.join(", "))
+    }
+
     /// The access of a planned statement.
     pub(crate) fn of(cx: &StatementContext, plan: &Plan) -> Result<Self> {
         let mut access = Self::default();

@@ -29,13 +29,20 @@ pub(crate) mod rule {
     pub(crate) const ANALYZE_QUERIES: &str = "explain-analyze-queries-only";
     /// SQL `PREPARE`/`EXECUTE` would run a statement planned long before.
     pub(crate) const NO_SQL_PREPARE: &str = "no-sql-prepare";
+    /// `datafusion.runtime.*` (memory pool, spill files, caches) belongs to
+    /// the server's flags: a session's change would make a pool beside the
+    /// server's.
+    pub(crate) const NO_RUNTIME_SETTINGS: &str = "no-runtime-settings";
 }
 
 /// Refuses a statement Seglake must not run; returns its read/write set.
 pub(crate) fn check(cx: &StatementContext, plan: &Plan) -> Result<Access> {
     let access = Access::of(cx, plan)?;
     match plan {
-        Plan::DataFusion { plan, .. } => check_plan(cx, plan, false)?,
+        Plan::DataFusion { plan, .. } => {
+            refuse_runtime_settings(plan)?;
+            check_plan(cx, plan, false)?
+        }
         // Ingest creates managed tables, or appends to one.
         Plan::Ingest { schema, table, .. } if cx.snapshot().state.table(schema, table).is_ok() => {
             managed_target(cx, schema, table)?;
@@ -70,6 +77,53 @@ pub(crate) fn check(cx: &StatementContext, plan: &Plan) -> Result<Access> {
         "statement checked"
     );
     Ok(access)
+}
+
+/// Refuses `SET`/`RESET datafusion.runtime.*` for everybody, administrators
+/// included (and so Flight SQL session options, which are `SET`s): the
+/// server's flags own the runtime, which every session shares.
+fn refuse_runtime_settings(plan: &LogicalPlan) -> Result<()> {
+    use datafusion::logical_expr::Statement;
+    let mut refused = None;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::Statement(
+            Statement::SetVariable(datafusion::logical_expr::SetVariable { variable, .. })
+            | Statement::ResetVariable(datafusion::logical_expr::ResetVariable { variable }),
+        ) = node
+            && variable
+                .to_ascii_lowercase()
+                .starts_with("datafusion.runtime.")
+        {
+            refused = Some(variable.clone());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    let Some(name) = refused else {
+        return Ok(());
+    };
+    let key = name.to_ascii_lowercase();
+    let owner = match key.trim_start_matches("datafusion.runtime.") {
+        "memory_limit" => {
+            "the server's memory pool is sized at start by --memory-limit-mb \
+             (SEGLAKE_MEMORY_LIMIT_MB; default 70 % of the machine's or cgroup's memory)"
+        }
+        "temp_directory" | "max_temp_directory_size" | "max_spill_merge_fan_in" => {
+            "spill files go to the server's temporary directory (TMPDIR of its process), \
+             set by the operator at start"
+        }
+        _ => {
+            "the server fixes its caches at start (the list-files cache stays off so that \
+             every query sees files other servers commit)"
+        }
+    };
+    Err(EngineError::denied(
+        rule::NO_RUNTIME_SETTINGS,
+        format!(
+            "'{name}' is a runtime setting, shared by every session of the server, and SET \
+             cannot change it for anyone: {owner}"
+        ),
+    ))
 }
 
 /// `analyzed`: `plan` runs inside `EXPLAIN ANALYZE`.

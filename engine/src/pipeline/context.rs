@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Result;
 use crate::catalog::SnapshotCatalog;
 use crate::distributed::Cluster;
+use crate::memory::StatementMemory;
 use crate::storage::Storage;
 
 /// A statement's id, unique in this process and sortable by start time
@@ -72,6 +73,8 @@ pub struct StatementContext {
     ctx: SessionContext,
     /// The catalog version installed in `ctx`.
     snapshot: parking_lot::RwLock<Option<Arc<Snapshot>>>,
+    /// What the statement holds of the server's memory pool, and its peak.
+    memory: Arc<StatementMemory>,
 }
 
 impl std::fmt::Debug for StatementContext {
@@ -93,11 +96,22 @@ impl StatementContext {
         user: &str,
         source: Source,
     ) -> Result<Self> {
+        let id = StatementId(uuid::Uuid::now_v7());
+        // The server's runtime with a pool that counts this statement's
+        // bytes and names it in a refusal: whatever runs in the statement's
+        // context (its plan's TaskContext) reserves through it.
+        let memory = Arc::new(StatementMemory::default());
+        let runtime = crate::memory::statement_runtime(
+            handles.storage.runtime(),
+            id.to_string(),
+            Arc::clone(&memory),
+        );
         let state = SessionStateBuilder::new_from_existing(session.state())
             .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
+            .with_runtime_env(runtime)
             .build();
         let cx = Self {
-            id: StatementId(uuid::Uuid::now_v7()),
+            id,
             user: user.to_string(),
             source,
             started_at: chrono::Utc::now(),
@@ -106,6 +120,7 @@ impl StatementContext {
             handles,
             ctx: SessionContext::new_with_state(state),
             snapshot: parking_lot::RwLock::new(None),
+            memory,
         };
         cx.refresh_catalog().await?;
         Ok(cx)
@@ -140,6 +155,12 @@ impl StatementContext {
             .statement_timeout;
         tokio::time::Instant::now()
             + crate::workload::effective_timeout(self.handles.statement_timeout, session)
+    }
+
+    /// The statement's use of the server's memory pool (on a coordinator:
+    /// its own share, not its workers').
+    pub(crate) fn memory(&self) -> &Arc<StatementMemory> {
+        &self.memory
     }
 
     /// Cancelled when the statement must stop.

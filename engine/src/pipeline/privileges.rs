@@ -13,7 +13,7 @@
 //! the tables the user may read, nothing else.
 
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement, WriteOp};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
 use seglake_catalog::security::{Principal, Privilege, Securable};
 use seglake_catalog::{SEGMENT_DATA_SCHEMA, SEGMENTS_SCHEMA, SYSTEM_SCHEMA};
 
@@ -24,8 +24,6 @@ use crate::{EngineError, Result};
 
 /// The rule a missing privilege names.
 pub(crate) const RULE: &str = "privileges";
-/// The rule refusing runtime settings from SQL.
-pub(crate) const RUNTIME_SETTINGS_RULE: &str = "no-runtime-settings";
 
 /// System tables holding secrets or personal data (passwords' owners,
 /// erased ids, destinations' URLs, delivery errors): administrators only,
@@ -113,7 +111,6 @@ pub(crate) fn authorize(
     access: &Access,
     principal: Option<&Principal>,
 ) -> Result<()> {
-    refuse_runtime_settings(plan)?;
     let Some(principal) = principal else {
         return Ok(());
     };
@@ -222,38 +219,6 @@ fn authorize_delivery(
         return refuse(format!("SELECT ON TABLE {schema}.{table}"));
     }
     Ok(())
-}
-
-/// `datafusion.runtime.*` (memory limit, spill directory, caches) belongs
-/// to the server's operator: `SET` refuses it for everyone.
-fn refuse_runtime_settings(plan: &Plan) -> Result<()> {
-    let Plan::DataFusion { plan, .. } = plan else {
-        return Ok(());
-    };
-    let mut refused = None;
-    plan.apply_with_subqueries(|node| {
-        let name = match node {
-            LogicalPlan::Statement(Statement::SetVariable(s)) => Some(&s.variable),
-            LogicalPlan::Statement(Statement::ResetVariable(r)) => Some(&r.variable),
-            _ => None,
-        };
-        if let Some(name) = name
-            && name.to_ascii_lowercase().starts_with("datafusion.runtime.")
-        {
-            refused = Some(name.clone());
-        }
-        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-    })?;
-    match refused {
-        Some(name) => Err(EngineError::denied(
-            RUNTIME_SETTINGS_RULE,
-            format!(
-                "'{name}' is a runtime setting of the server (memory, disk, caches): the \
-                 operator sets it at start (--memory-limit, --datafusion-config), not SQL"
-            ),
-        )),
-        None => Ok(()),
-    }
 }
 
 /// Everything `plan` needs, from its read and write sets.

@@ -167,6 +167,22 @@ impl Storage {
         if at.is_none() {
             return self.open_newest(location).await;
         }
+        if let Some(TimeTravel::Version(v)) = at {
+            // delta-kernel's work grows with the requested version (1.5 s
+            // per ten million versions past the last commit in a debug
+            // build, with no await point): refuse a version newer than the
+            // last commit before asking it, or `table_at(t,
+            // 9223372036854775807)` keeps a core busy for ever, past the
+            // statement's deadline.
+            let newest = self.open_newest(location).await?.version().unwrap_or(0);
+            if (*v).max(0) as u64 > newest {
+                return Err(EngineError::InvalidArgument(format!(
+                    "no version of the table matches {} (it is older than the table, newer \
+                     than its last commit, or was vacuumed): the last commit is version {newest}",
+                    TimeTravel::Version(*v)
+                )));
+            }
+        }
         let (store, url) = self.delta_store(location)?;
         let mut builder =
             DeltaTableBuilder::from_url(url.clone())?.with_storage_backend(store, url);
@@ -235,7 +251,9 @@ impl Storage {
                 crate::storage::delta_scan::DistributedDeltaTable::new(scan),
             ));
         }
-        Ok(builder.await?)
+        Ok(Arc::new(crate::storage::delta_scan::LocalDeltaTable::new(
+            builder.await?,
+        )))
     }
 
     fn delta_store(&self, location: &str) -> Result<(ObjectStoreRef, Url)> {

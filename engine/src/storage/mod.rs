@@ -6,7 +6,8 @@
 //! - `delta.rs`: Delta Lake tables through the warehouse's object store,
 //!   the cache of loaded table states, log stores for `s3://`, history,
 //!   erasure filters;
-//! - `delta_scan.rs`: Delta scans a coordinator ships to workers;
+//! - `delta_scan.rs`: the providers wrapping delta-rs's (scans a coordinator
+//!   ships to workers, corrections of filter and limit pushdown);
 //! - `erasure.rs`: the erasure key and the tombstones writes filter;
 //! - `key_uses.rs`: when ingest keys were last used;
 //! - `audit.rs`: the audit trail (`system.audit`), JSON lines in the

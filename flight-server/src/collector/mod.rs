@@ -6,10 +6,17 @@
 //! holds its rows; if that commit fails, every request in it gets a 5xx.
 //!
 //! Event ids (UUIDv7 when the client sends none) are deduplicated against
-//! the ids committed during the last `dedup_window`, a set the committer
-//! owns and rebuilds from the table at startup (see `docs/collector.md`).
+//! the ids committed during the last `dedup_window` (at most
+//! `dedup_max_ids` of them), a set the committer owns and rebuilds from the
+//! table at startup (see `docs/collector.md`).
+//!
+//! Limits against slow or too many clients (`listen.rs`): a cap on open
+//! connections, on the time to send a request's head and its body. The
+//! committer runs supervised (`crate::supervise`): if it fails it is
+//! restarted, around the same queue of submissions.
 
 mod event;
+mod listen;
 mod table;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -17,33 +24,32 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use std::time::Instant as StdInstant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::connect_info::Connected;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::serve::IncomingStream;
 use chrono::Utc;
 use clap::Args;
 use seglake_engine::{Engine, ErrorKind, Session};
 use serde::Serialize;
 use serde_json::json;
+use sha2::Digest;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use event::{Event, FieldError, parse_events};
 
 use crate::auth::{LoginError, Users, decode_basic, strip_scheme, whole_seconds};
 use crate::error::{Result, ServerError};
-use crate::tls::{PlainListener, TlsListener};
+use crate::supervise::{Backoff, supervise};
 
 /// The user the collector's committer writes as (an administrator: it
 /// creates the table if missing; no one logs in with it).
@@ -86,6 +92,35 @@ pub struct CollectorArgs {
         default_value_t = 3600
     )]
     pub collect_dedup_window_secs: u64,
+
+    /// Open connections at most; more wait in the kernel's accept queue
+    /// until one closes.
+    #[arg(long, env = "SEGLAKE_COLLECT_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub collect_max_connections: u32,
+
+    /// Seconds a client has to send a request's head (request line and
+    /// headers; over TLS, the handshake too); a keep-alive connection idle
+    /// that long is closed as well.
+    #[arg(
+        long,
+        env = "SEGLAKE_COLLECT_HEADER_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub collect_header_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's body (longer: 408).
+    #[arg(long, env = "SEGLAKE_COLLECT_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub collect_body_timeout_secs: u64,
+
+    /// Event ids the deduplication set holds at most (each takes about 90
+    /// bytes, whatever its length); when full, the oldest are forgotten
+    /// before the end of the window.
+    #[arg(
+        long,
+        env = "SEGLAKE_COLLECT_DEDUP_MAX_IDS",
+        default_value_t = 10_000_000
+    )]
+    pub collect_dedup_max_ids: usize,
 }
 
 impl CollectorArgs {
@@ -99,6 +134,19 @@ impl CollectorArgs {
                 "--collect-batch-rows and --collect-flush-ms must be positive".into(),
             ));
         }
+        if !(1..=MAX_CONNECTIONS).contains(&self.collect_max_connections) {
+            return Err(ServerError::Config(format!(
+                "--collect-max-connections must be between 1 and {MAX_CONNECTIONS}"
+            )));
+        }
+        if self.collect_header_timeout_secs == 0
+            || self.collect_body_timeout_secs == 0
+            || self.collect_dedup_max_ids == 0
+        {
+            return Err(ServerError::Config(
+                "--collect-header-timeout-secs, --collect-body-timeout-secs and --collect-dedup-max-ids must be positive".into(),
+            ));
+        }
         Ok(Some(CollectorOptions {
             listen,
             users: users.clone(),
@@ -106,6 +154,10 @@ impl CollectorArgs {
             flush_interval: Duration::from_millis(self.collect_flush_ms),
             max_body_bytes: self.collect_max_body_bytes,
             dedup_window: Duration::from_secs(self.collect_dedup_window_secs),
+            dedup_max_ids: self.collect_dedup_max_ids,
+            max_connections: self.collect_max_connections,
+            header_timeout: Duration::from_secs(self.collect_header_timeout_secs),
+            body_timeout: Duration::from_secs(self.collect_body_timeout_secs),
             tls: None,
         }))
     }
@@ -120,6 +172,14 @@ pub struct CollectorOptions {
     pub flush_interval: Duration,
     pub max_body_bytes: usize,
     pub dedup_window: Duration,
+    /// Event ids remembered at most (the oldest are forgotten first).
+    pub dedup_max_ids: usize,
+    /// Open connections at most (more wait in the accept queue).
+    pub max_connections: u32,
+    /// Time to send a request's head (and the TLS handshake).
+    pub header_timeout: Duration,
+    /// Time to send a request's body.
+    pub body_timeout: Duration,
     /// Serve HTTPS (`--tls-cert`/`--tls-key`, shared with Flight SQL);
     /// `None`: plain HTTP.
     pub tls: Option<crate::tls::ServerTls>,
@@ -179,7 +239,9 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
     }
     // The committer's own user, an administrator of the server (`serve`
     // lists it): each request's user is checked for INSERT on the table.
-    let session = engine.session(COLLECTOR_USER)?;
+    // A service session: its commits take the slots reserved for the
+    // service when queries fill the general ones.
+    let session = engine.service_session(COLLECTOR_USER)?;
     let target = table::prepare(&session, TABLE_SCHEMA, TABLE_NAME).await?;
     if !target.has_received_at {
         warn!(
@@ -188,13 +250,15 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
         );
     }
     let window = micros(options.dedup_window);
-    let mut dedup = Dedup::default();
+    let mut dedup = Dedup::new(options.dedup_max_ids);
     dedup.load(table::recent_ids(&session, &target, now_micros() - window - LOAD_MARGIN).await?);
     info!(
         table = %target.reference,
         remembered_ids = dedup.len(),
+        max_ids = options.dedup_max_ids,
         "collector: deduplication window loaded"
     );
+    dedup.warn_when_full();
 
     let listener = TcpListener::bind(options.listen).await?;
     let addr = listener.local_addr()?;
@@ -206,6 +270,7 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
         table: target.reference.clone(),
         tx,
         pending_rows: Arc::clone(&pending_rows),
+        body_timeout: options.body_timeout,
     });
     let events = Router::new()
         .route("/v1/events", post(post_events))
@@ -219,44 +284,41 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
         // A browser's CORS preflight carries no credentials.
         .route("/v1/events", axum::routing::options(preflight))
         .merge(events)
-        .with_state(state)
-        // The client's address, for the login throttle.
-        .into_make_service_with_connect_info::<Peer>();
+        .with_state(state);
 
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let committer = Committer {
-        session,
-        target,
-        dedup,
-        batch_rows: options.batch_rows,
-        flush_interval: options.flush_interval,
-        window,
-        pending_rows,
+        state: CommitterState {
+            session,
+            target,
+            dedup,
+            batch_rows: options.batch_rows,
+            flush_interval: options.flush_interval,
+            window,
+            pending_rows,
+        },
+        rx,
+        shutdown: shutdown_rx.clone(),
     };
-    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
-    let tls = options.tls.clone();
+    let limits = listen::ConnectionLimits {
+        max_connections: options.max_connections,
+        header_timeout: options.header_timeout,
+    };
+    let tls = options
+        .tls
+        .as_ref()
+        .map(crate::tls::ServerTls::http_acceptor);
     let task = tokio::spawn(async move {
         // On shutdown the committer commits what it holds at once and
         // refuses new submissions; the HTTP server stops accepting
         // connections and waits for the requests in flight to be answered.
-        let committer = tokio::spawn(committer.run(rx, shutdown_rx.clone()));
-        let stop = async move { stopping(&mut shutdown_rx).await };
-        let served = match tls {
-            Some(tls) => {
-                axum::serve(TlsListener::new(listener, tls.http_acceptor())?, app)
-                    .with_graceful_shutdown(stop)
-                    .await
-            }
-            None => {
-                axum::serve(PlainListener(listener), app)
-                    .with_graceful_shutdown(stop)
-                    .await
-            }
-        };
+        let committer = tokio::spawn(supervised(committer));
+        listen::serve(listener, tls, app, limits, shutdown_rx).await;
         committer
             .await
             .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
         info!("collector stopped");
-        Ok(served?)
+        Ok(())
     });
     info!(%addr, tls = options.tls.is_some(), "HTTP event collector listening");
     Ok(RunningCollector {
@@ -266,6 +328,8 @@ pub async fn start(engine: Arc<Engine>, options: CollectorOptions) -> Result<Run
     })
 }
 
+/// `--collect-max-connections` at most (the semaphore's permits are u32).
+const MAX_CONNECTIONS: u32 = 1 << 20;
 /// Bodies larger than this are parsed on the blocking thread pool.
 const BLOCKING_PARSE_BYTES: usize = 256 * 1024;
 /// Requests waiting for the committer before senders wait (back pressure).
@@ -294,6 +358,8 @@ struct AppState {
     tx: mpsc::Sender<Submission>,
     /// Rows received by the committer and not yet committed (`/health`).
     pending_rows: Arc<AtomicUsize>,
+    /// Time to read a request's body (`--collect-body-timeout-secs`).
+    body_timeout: Duration,
 }
 
 /// The answer to an accepted request.
@@ -344,22 +410,10 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     )
 }
 
-/// The address of a client connection, plain or TLS (axum's own
-/// `SocketAddr` info does not cover our TLS listener).
+/// The address of a client connection, plain or TLS (set on each request
+/// by the accept loop, `listen.rs`).
 #[derive(Debug, Clone, Copy)]
 struct Peer(SocketAddr);
-
-impl Connected<IncomingStream<'_, PlainListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
 
 /// HTTP Basic auth against the Flight SQL users, checked like a Flight SQL
 /// login (a password verified recently passes without its argon2 hash
@@ -545,13 +599,29 @@ async fn authorized(state: &AppState, user: &str, request: Request, next: Next) 
     }
 }
 
-async fn post_events(
-    State(state): State<Arc<AppState>>,
-    body: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => return error_response(rejection.status(), rejection.body_text()),
+async fn post_events(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    // A client that trickles its body is cut off (with the body limit of
+    // `DefaultBodyLimit`, `Bytes` keeps its 413).
+    let body = match tokio::time::timeout(state.body_timeout, Bytes::from_request(request, &state))
+        .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(rejection)) => return error_response(rejection.status(), rejection.body_text()),
+        Err(_) => {
+            let mut response = error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body took longer than {} s (--collect-body-timeout-secs); nothing was written",
+                    state.body_timeout.as_secs()
+                ),
+            );
+            // The rest of the body is not read: the connection ends.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return response;
+        }
     };
     let now = Utc::now();
     let large = body.len() > BLOCKING_PARSE_BYTES;
@@ -604,9 +674,11 @@ async fn post_events(
                 failure.message
             ),
         ),
+        // The committer dropped the request unanswered: it stopped, or
+        // failed (and is restarted) before committing its batch.
         Err(_) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            "the collector stopped before committing the batch",
+            "the batch was not committed (the collector stopped or its committer failed): send it again",
         ),
     }
 }
@@ -615,41 +687,88 @@ async fn post_events(
 // Committer
 // ---------------------------------------------------------------------------
 
-/// Event ids committed recently, with their arrival time, oldest first.
-#[derive(Debug, Default)]
+/// The deduplication set's key of an event id: the first 128 bits of its
+/// SHA-256. Fixed-size (an id of any length costs the same memory) and
+/// collision resistant (a client cannot craft an id that passes for
+/// another's).
+pub(crate) type DedupKey = [u8; 16];
+
+pub(crate) fn dedup_key(id: &str) -> DedupKey {
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+/// How often a full deduplication set is reported.
+const DEDUP_FULL_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// Event ids committed recently, with their arrival time, oldest first,
+/// `max_ids` at most: when full, the oldest are dropped before their
+/// window ends (and a warning says so, at most once a minute).
+///
+/// Memory: each id is a 16-byte key in a hash set (17 bytes a bucket, the
+/// table 44 to 88 % full) and in the queue with its time (24 bytes, the
+/// queue half to wholly used): 45 to 90 bytes an id, so about
+/// min(window × event rate, `max_ids`) × 90 bytes at most (900 MB for the
+/// default 10 million).
+#[derive(Debug)]
 struct Dedup {
-    ids: HashMap<String, i64>,
-    order: VecDeque<(i64, String)>,
+    ids: HashSet<DedupKey>,
+    /// Exactly the keys of `ids`, by arrival time.
+    order: VecDeque<(i64, DedupKey)>,
+    max_ids: usize,
+    /// Ids dropped because the set was full, since the last warning.
+    dropped: u64,
+    warned: Option<StdInstant>,
 }
 
 impl Dedup {
+    fn new(max_ids: usize) -> Self {
+        Self {
+            ids: HashSet::new(),
+            order: VecDeque::new(),
+            max_ids: max_ids.max(1),
+            dropped: 0,
+            warned: None,
+        }
+    }
+
     fn len(&self) -> usize {
         self.ids.len()
     }
 
-    fn contains(&self, id: &str) -> bool {
-        self.ids.contains_key(id)
+    fn contains(&self, key: &DedupKey) -> bool {
+        self.ids.contains(key)
     }
 
-    fn insert(&mut self, id: String, at: i64) {
-        if self.ids.insert(id.clone(), at).is_none() {
-            self.order.push_back((at, id));
+    fn insert(&mut self, key: DedupKey, at: i64) {
+        if self.ids.insert(key) {
+            self.order.push_back((at, key));
+            self.evict();
         }
     }
 
     /// Merges ids read from the table.
-    fn load(&mut self, ids: HashMap<String, i64>) {
-        let mut new: Vec<(i64, String)> = ids
+    fn load(&mut self, ids: HashMap<DedupKey, i64>) {
+        let mut new: Vec<(i64, DedupKey)> = ids
             .into_iter()
-            .filter(|(id, _)| !self.ids.contains_key(id))
-            .map(|(id, at)| (at, id))
+            .filter(|(key, _)| !self.ids.contains(key))
+            .map(|(key, at)| (at, key))
             .collect();
         new.sort();
-        for (at, id) in new {
-            self.ids.insert(id.clone(), at);
-            self.order.push_back((at, id));
+        for (at, key) in new {
+            self.ids.insert(key);
+            self.order.push_back((at, key));
         }
         self.order.make_contiguous().sort();
+        self.evict();
+    }
+
+    /// Forgets everything (before a reload from the table).
+    fn clear(&mut self) {
+        self.ids = HashSet::new();
+        self.order = VecDeque::new();
     }
 
     /// Forgets ids that arrived before `before`.
@@ -658,16 +777,57 @@ impl Dedup {
             if *at >= before {
                 break;
             }
-            if let Some((at, id)) = self.order.pop_front()
-                && self.ids.get(&id) == Some(&at)
-            {
-                self.ids.remove(&id);
+            if let Some((_, key)) = self.order.pop_front() {
+                self.ids.remove(&key);
             }
+        }
+    }
+
+    /// Drops the oldest ids beyond `max_ids`.
+    fn evict(&mut self) {
+        while self.ids.len() > self.max_ids {
+            let Some((_, key)) = self.order.pop_front() else {
+                break;
+            };
+            if self.ids.remove(&key) {
+                self.dropped += 1;
+            }
+        }
+    }
+
+    /// The ids dropped since the last warning, when one is due at `now`
+    /// (at most one a minute).
+    fn full_warning(&mut self, now: StdInstant) -> Option<u64> {
+        if self.dropped == 0
+            || self
+                .warned
+                .is_some_and(|at| now.duration_since(at) < DEDUP_FULL_WARNING_EVERY)
+        {
+            return None;
+        }
+        self.warned = Some(now);
+        Some(std::mem::take(&mut self.dropped))
+    }
+
+    /// Logs that the set is full, at most once a minute.
+    fn warn_when_full(&mut self) {
+        if let Some(dropped) = self.full_warning(StdInstant::now()) {
+            let oldest_kept_secs = self
+                .order
+                .front()
+                .map(|(at, _)| (now_micros() - at).max(0) / 1_000_000);
+            warn!(
+                max_ids = self.max_ids,
+                dropped,
+                oldest_kept_secs,
+                "collector: the deduplication set is full (--collect-dedup-max-ids): the oldest event ids were forgotten before the end of the window, a re-sent event older than the oldest kept id is written again"
+            );
         }
     }
 }
 
-struct Committer {
+/// What the committer keeps across restarts of its task.
+struct CommitterState {
     session: Session,
     target: table::Target,
     dedup: Dedup,
@@ -677,6 +837,15 @@ struct Committer {
     window: i64,
     /// Shared with [`AppState::pending_rows`].
     pending_rows: Arc<AtomicUsize>,
+}
+
+/// The committer: its state, the queue of submissions (the receiver
+/// outlives a failed run: queued requests are not lost) and the shutdown
+/// signal.
+struct Committer {
+    state: CommitterState,
+    rx: mpsc::Receiver<Submission>,
+    shutdown: watch::Receiver<bool>,
 }
 
 /// Resolves once shutdown was asked for (or its sender is gone).
@@ -691,15 +860,47 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// Runs the committer until it has stopped (shutdown, then its queue
+/// drained), restarting it when it panics (`crate::supervise`: logged at
+/// ERROR, 1 s doubling to 30 s). The requests of the batch a failed run
+/// held are answered 503 (their reply channels are dropped with it); the
+/// queue is kept, and the restarted committer first reloads its
+/// deduplication set from the table (the failed run may have committed
+/// without recording the ids). A failure during shutdown ends it: the
+/// queued requests are then answered 503.
+async fn supervised(committer: Committer) {
+    let mut stop_rx = committer.shutdown.clone();
+    let stop = async move { stopping(&mut stop_rx).await };
+    let committer = Arc::new(tokio::sync::Mutex::new(committer));
+    supervise(
+        "collector committer",
+        Backoff::default(),
+        stop,
+        move |attempt| {
+            let committer = Arc::clone(&committer);
+            async move {
+                let mut committer = committer.lock().await;
+                if attempt > 0 {
+                    committer.state.recover().await;
+                }
+                Box::pin(committer.run()).await;
+                Ok::<(), std::convert::Infallible>(())
+            }
+        },
+    )
+    .await;
+}
+
 impl Committer {
     /// Collects submissions and commits them every `batch_rows` rows or
     /// `flush_interval`; on shutdown, commits what it holds and what was
-    /// already queued, then stops.
-    async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<Submission>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    /// already queued, then returns.
+    async fn run(&mut self) {
+        let Self {
+            state,
+            rx,
+            shutdown,
+        } = self;
         let mut pending: Vec<Submission> = vec![];
         let mut rows = 0usize;
         let mut deadline: Option<Instant> = None;
@@ -709,37 +910,67 @@ impl Committer {
                 next = rx.recv() => match next {
                     Some(submission) => {
                         if pending.is_empty() {
-                            deadline = Some(Instant::now() + self.flush_interval);
+                            deadline = Some(Instant::now() + state.flush_interval);
                         }
                         rows += submission.events.len();
-                        self.pending_rows
+                        state
+                            .pending_rows
                             .fetch_add(submission.events.len(), Ordering::Relaxed);
                         pending.push(submission);
-                        if rows >= self.batch_rows || closed {
-                            self.flush(std::mem::take(&mut pending)).await;
+                        if rows >= state.batch_rows || closed {
+                            state.flush(std::mem::take(&mut pending)).await;
                             rows = 0;
                             deadline = None;
                         }
                     }
                     None => {
-                        self.flush(std::mem::take(&mut pending)).await;
+                        state.flush(std::mem::take(&mut pending)).await;
                         return;
                     }
                 },
                 _ = sleep_until(deadline) => {
-                    self.flush(std::mem::take(&mut pending)).await;
+                    state.flush(std::mem::take(&mut pending)).await;
                     rows = 0;
                     deadline = None;
                 }
-                _ = stopping(&mut shutdown), if !closed => {
+                _ = stopping(shutdown), if !closed => {
                     // No new submissions; those already queued are still
                     // received (then `recv` gives `None`).
                     closed = true;
                     rx.close();
-                    self.flush(std::mem::take(&mut pending)).await;
+                    state.flush(std::mem::take(&mut pending)).await;
                     rows = 0;
                     deadline = None;
                 }
+            }
+        }
+    }
+}
+
+impl CommitterState {
+    /// Before a restart: the failed run's batch is gone (answered 503), and
+    /// its commit may or may not have happened: the deduplication set is
+    /// read again from the table (kept as it is if that fails).
+    async fn recover(&mut self) {
+        self.pending_rows.store(0, Ordering::Relaxed);
+        match table::recent_ids(
+            &self.session,
+            &self.target,
+            now_micros() - self.window - LOAD_MARGIN,
+        )
+        .await
+        {
+            Ok(ids) => {
+                self.dedup.clear();
+                self.dedup.load(ids);
+                self.dedup.warn_when_full();
+                info!(
+                    remembered_ids = self.dedup.len(),
+                    "collector: committer restarted, deduplication window reloaded"
+                );
+            }
+            Err(e) => {
+                error!(error = %e, "collector: committer restarted, but cannot re-read recent event ids");
             }
         }
     }
@@ -802,13 +1033,15 @@ impl Committer {
     async fn commit(&mut self, batch: &[Submission]) -> Result<Vec<Ack>> {
         // The ingest below drops erased profiles too: this counts them.
         let erased = self.session.engine().erasures().await?;
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut seen: HashSet<DedupKey> = HashSet::new();
         let mut rows: Vec<table::Row<'_>> = vec![];
+        let mut keys: Vec<(DedupKey, i64)> = vec![];
         let mut acks = Vec::with_capacity(batch.len());
         for submission in batch {
             let mut ack = Ack::default();
             for event in &submission.events {
-                if self.dedup.contains(&event.event_id) || !seen.insert(&event.event_id) {
+                let key = dedup_key(&event.event_id);
+                if self.dedup.contains(&key) || !seen.insert(key) {
                     ack.duplicates += 1;
                 } else if event
                     .profile_id
@@ -819,6 +1052,7 @@ impl Committer {
                 } else {
                     ack.accepted += 1;
                     rows.push((event, submission.received_at));
+                    keys.push((key, submission.received_at));
                 }
             }
             acks.push(ack);
@@ -832,9 +1066,10 @@ impl Committer {
                 requests = batch.len(),
                 "collector: committed"
             );
-            for (event, received_at) in rows {
-                self.dedup.insert(event.event_id.clone(), received_at);
+            for (key, received_at) in keys {
+                self.dedup.insert(key, received_at);
             }
+            self.dedup.warn_when_full();
         }
         Ok(acks)
     }
@@ -844,17 +1079,85 @@ impl Committer {
 mod tests {
     use super::*;
 
+    fn key(id: &str) -> DedupKey {
+        dedup_key(id)
+    }
+
     #[test]
     fn dedup_expires_oldest_first() {
-        let mut d = Dedup::default();
-        d.insert("a".into(), 10);
-        d.insert("b".into(), 20);
-        d.load(HashMap::from([("c".to_string(), 5), ("b".to_string(), 99)]));
+        let mut d = Dedup::new(100);
+        d.insert(key("a"), 10);
+        d.insert(key("b"), 20);
+        d.load(HashMap::from([(key("c"), 5), (key("b"), 99)]));
         assert_eq!(d.len(), 3);
         d.expire(11);
-        assert!(!d.contains("a") && !d.contains("c"));
-        assert!(d.contains("b"));
+        assert!(!d.contains(&key("a")) && !d.contains(&key("c")));
+        assert!(d.contains(&key("b")));
         d.expire(21);
         assert_eq!(d.len(), 0);
+        assert_eq!(d.order.len(), 0);
+    }
+
+    #[test]
+    fn dedup_keeps_the_newest_max_ids() {
+        let (max, extra) = (50usize, 7usize);
+        let mut d = Dedup::new(max);
+        for i in 0..max + extra {
+            d.insert(key(&format!("e{i}")), i as i64);
+        }
+        assert_eq!(d.len(), max);
+        assert_eq!(d.order.len(), max);
+        for i in 0..extra {
+            assert!(
+                !d.contains(&key(&format!("e{i}"))),
+                "e{i} is among the oldest"
+            );
+        }
+        for i in extra..max + extra {
+            assert!(
+                d.contains(&key(&format!("e{i}"))),
+                "e{i} is among the newest"
+            );
+        }
+        assert_eq!(d.dropped, extra as u64);
+        // A reload past the cap keeps the newest too (loaded ones older
+        // than the set's are dropped first).
+        d.load(
+            (0..10)
+                .map(|i| (key(&format!("old{i}")), -100 + i))
+                .chain((0..5).map(|i| (key(&format!("new{i}")), 1000 + i)))
+                .collect(),
+        );
+        assert_eq!(d.len(), max);
+        assert!((0..10).all(|i| !d.contains(&key(&format!("old{i}")))));
+        assert!((0..5).all(|i| d.contains(&key(&format!("new{i}")))));
+        assert!(!d.contains(&key(&format!("e{}", extra + 4))));
+        assert!(d.contains(&key(&format!("e{}", extra + 5))));
+        // Expiry still works on what is kept.
+        d.expire(1000);
+        assert_eq!(d.len(), 5);
+    }
+
+    #[test]
+    fn a_full_dedup_set_warns_at_most_once_a_minute() {
+        let mut d = Dedup::new(2);
+        let t0 = StdInstant::now();
+        assert_eq!(d.full_warning(t0), None, "nothing dropped yet");
+        for i in 0..5 {
+            d.insert(key(&format!("e{i}")), i);
+        }
+        assert_eq!(d.full_warning(t0), Some(3));
+        d.insert(key("e5"), 5);
+        assert_eq!(d.full_warning(t0 + Duration::from_secs(59)), None);
+        assert_eq!(d.full_warning(t0 + Duration::from_secs(60)), Some(1));
+        assert_eq!(d.full_warning(t0 + Duration::from_secs(200)), None);
+    }
+
+    #[test]
+    fn dedup_keys_are_fixed_size_and_distinct() {
+        let long = "x".repeat(128);
+        assert_ne!(key("a"), key("b"));
+        assert_ne!(key(&long), key(&long[..127]));
+        assert_eq!(key("a"), key("a"));
     }
 }

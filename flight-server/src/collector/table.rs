@@ -194,12 +194,13 @@ pub async fn append(session: &Session, target: &Target, batch: RecordBatch) -> R
 
 /// The ids of the events the table received since `since` (UTC micros),
 /// with their arrival time: by `received_at` when the table has it, by
-/// `event_time` otherwise (see docs/collector.md).
+/// `event_time` otherwise (see docs/collector.md). Ids are hashed as they
+/// are read (the deduplication set's keys), not copied.
 pub async fn recent_ids(
     session: &Session,
     target: &Target,
     since: i64,
-) -> Result<HashMap<String, i64>> {
+) -> Result<HashMap<super::DedupKey, i64>> {
     let ts = ScalarValue::TimestampMicrosecond(Some(since), Some("UTC".into()));
     let (time_column, params, extra) = if target.has_received_at {
         ("received_at", vec![ts], String::new())
@@ -234,7 +235,7 @@ pub async fn recent_ids(
         let times = times.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
         for i in 0..batch.num_rows() {
             if ids.is_valid(i) {
-                out.insert(ids.value(i).to_string(), times.value(i));
+                out.insert(super::dedup_key(ids.value(i)), times.value(i));
             }
         }
     }

@@ -119,10 +119,65 @@ pub(super) fn one_batch(batch: RecordBatch) -> FlightDataStream {
 /// A message carrying only the descriptor (what clients send when there is
 /// no data, e.g. an update without parameters) is skipped.
 pub(super) fn decode_put(stream: PeekableFlightDataStream) -> FlightRecordBatchStream {
-    let data = stream.map_err(FlightError::from).try_filter(|d| {
-        futures::future::ready(!(d.data_header.is_empty() && d.data_body.is_empty()))
-    });
+    let data = stream
+        .map_err(FlightError::from)
+        .try_filter(|d| {
+            futures::future::ready(!(d.data_header.is_empty() && d.data_body.is_empty()))
+        })
+        .and_then(|d| futures::future::ready(check_body(&d).map(|()| d)));
     FlightRecordBatchStream::new_from_flight_data(data)
+}
+
+/// Refuses a batch message whose buffers lie outside the body sent with
+/// it: arrow-ipc 59 trusts the header's offsets and panics slicing past
+/// the end of a short body (a truncated or hostile DoPut).
+fn check_body(d: &FlightData) -> Result<(), FlightError> {
+    use arrow::ipc::MessageHeader;
+    let Ok(message) = arrow::ipc::root_as_message(&d.data_header) else {
+        // The decoder reports a header that does not parse.
+        return Ok(());
+    };
+    let batch = match message.header_type() {
+        MessageHeader::RecordBatch => message.header_as_record_batch(),
+        MessageHeader::DictionaryBatch => {
+            message.header_as_dictionary_batch().and_then(|b| b.data())
+        }
+        _ => None,
+    };
+    let Some(batch) = batch else {
+        return Ok(());
+    };
+    let body = d.data_body.len() as i64;
+    let short = |what: String| {
+        FlightError::DecodeError(format!("{what}, but the message body has {body} bytes"))
+    };
+    if message.bodyLength() > body {
+        return Err(short(format!(
+            "the message declares a body of {} bytes",
+            message.bodyLength()
+        )));
+    }
+    for b in batch.buffers().into_iter().flatten() {
+        let end = b.offset().checked_add(b.length());
+        if b.offset() < 0 || b.length() < 0 || end.is_none_or(|end| end > body) {
+            return Err(short(format!(
+                "a buffer at offset {} of {} bytes",
+                b.offset(),
+                b.length()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A DoPut stream that does not decode: the client's data (INVALID_ARGUMENT),
+/// unless it is a status of the transport (a message over the size limit,
+/// the client going away), which keeps its code.
+pub(super) fn put_error(e: FlightError) -> ServerError {
+    match e {
+        FlightError::Tonic(s) => ServerError::Flight(FlightError::Tonic(s)),
+        e => ServerError::InvalidArgument(format!("invalid Arrow IPC data in DoPut: {e}")),
+    }
 }
 
 /// Parameter rows one DoPut may bind at most (each runs the statement once).
@@ -136,7 +191,7 @@ const MAX_PARAMETER_BYTES: usize = 64 * 1024 * 1024;
 pub(super) async fn collect_put(stream: PeekableFlightDataStream) -> Result<Vec<RecordBatch>> {
     let mut decoded = decode_put(stream);
     let (mut batches, mut rows, mut bytes) = (vec![], 0usize, 0usize);
-    while let Some(batch) = decoded.try_next().await? {
+    while let Some(batch) = decoded.try_next().await.map_err(put_error)? {
         rows += batch.num_rows();
         bytes += batch.get_array_memory_size();
         if rows > MAX_PARAMETER_ROWS || bytes > MAX_PARAMETER_BYTES {

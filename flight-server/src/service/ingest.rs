@@ -9,7 +9,7 @@ use futures::StreamExt;
 use seglake_engine::{DEFAULT_CATALOG, EngineError, IngestMode};
 use tracing::info;
 
-use super::encoding::decode_put;
+use super::encoding::{decode_put, put_error};
 use crate::auth::ClientSession;
 use crate::error::{Result, ServerError};
 
@@ -43,10 +43,10 @@ pub(super) async fn ingest(
     let mut batches = decode_put(stream).peekable();
     // The schema arrives with the first message, before any batch.
     let first = Pin::new(&mut batches).peek().await;
-    if let Some(Err(e)) = first {
-        return Err(ServerError::InvalidArgument(format!(
-            "invalid ingest stream: {e}"
-        )));
+    if let Some(Err(_)) = first
+        && let Some(Err(e)) = batches.next().await
+    {
+        return Err(put_error(e));
     }
     let schema = batches
         .get_ref()

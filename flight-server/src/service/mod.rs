@@ -15,6 +15,7 @@
 //! implementation below only delegates, and its `?` is the one place where
 //! those become gRPC statuses (through [`crate::error`]).
 
+mod cancel;
 mod encoding;
 mod handshake;
 mod ingest;
@@ -26,15 +27,15 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::server::{DoPutError, FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, Command, CommandGetCatalogs,
-    CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys,
-    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
-    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, SqlInfo,
-    TicketStatementQuery,
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any, Command,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandPreparedStatementQuery, CommandPreparedStatementUpdate,
+    CommandStatementIngest, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{Action, FlightDescriptor, FlightInfo, HandshakeRequest, Ticket};
 use futures::{TryStreamExt, stream};
@@ -55,6 +56,8 @@ use crate::session_options;
 pub struct SeglakeFlightSql {
     pub(crate) sessions: Arc<Sessions>,
     sealer: Sealer,
+    /// Tickets being fetched and cancelled ones (`CancelFlightInfo`).
+    cancels: Arc<cancel::Cancels>,
 }
 
 impl SeglakeFlightSql {
@@ -62,6 +65,7 @@ impl SeglakeFlightSql {
         Self {
             sessions,
             sealer: Sealer::random(),
+            cancels: Arc::default(),
         }
     }
 }
@@ -372,6 +376,16 @@ impl FlightSqlService for SeglakeFlightSql {
             .await?)
     }
 
+    /// A DoPut without a command or descriptor is the client's mistake
+    /// (arrow-flight's default answers UNIMPLEMENTED).
+    async fn do_put_error_callback(
+        &self,
+        _request: Request<PeekableFlightDataStream>,
+        error: DoPutError,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        Err(ServerError::InvalidArgument(format!("invalid DoPut: {error}")).into())
+    }
+
     async fn do_action_create_prepared_statement(
         &self,
         query: ActionCreatePreparedStatementRequest,
@@ -395,11 +409,23 @@ impl FlightSqlService for SeglakeFlightSql {
         request: Request<Action>,
     ) -> Result<Response<DoActionStream>, Status> {
         let client = client(&request)?;
-        let body =
-            session_options::handle_action(&self.sessions, &client, request.into_inner()).await?;
+        let action = request.into_inner();
+        let body = match action.r#type.as_str() {
+            "CancelFlightInfo" => self.cancel_flight_info(&client, &action.body)?,
+            _ => session_options::handle_action(&self.sessions, &client, action).await?,
+        };
         Ok(Response::new(Box::pin(stream::iter([Ok(
             arrow_flight::Result { body },
         )]))))
+    }
+
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let client = client(&request)?;
+        Ok(self.cancel_query(&client, query)?)
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -66,7 +66,13 @@ impl SeglakeFlightSql {
         handle: &[u8],
     ) -> Result<FlightDataStream> {
         let payload = self.sealer.open(client.user(), handle)?;
-        self.run_payload(client, handle, payload).await
+        let fetch = self.cancels.begin(handle)?;
+        let stream = tokio::select! {
+            biased;
+            _ = fetch.cancelled() => return Err(super::cancel::cancelled()),
+            stream = self.run_payload(client, handle, payload) => stream?,
+        };
+        Ok(fetch.watch(stream))
     }
 
     /// Runs the statement of a ticket: the plan kept for `handle` at

@@ -63,8 +63,11 @@ impl SystemTable for Queries {
             Arc::new(Int64Array::from_iter_values(
                 rows.iter().map(|r| r.bytes as i64),
             )),
-            // Not measured per statement yet: the memory pool is shared.
-            Arc::new(Int64Array::from(vec![None::<i64>; rows.len()])),
+            // The statement's peak in this server's pool (a distributed
+            // query's: the coordinator's share).
+            Arc::new(Int64Array::from_iter(
+                rows.iter().map(|r| r.peak_memory.map(|b| b as i64)),
+            )),
             strings(rows.iter().map(|r| r.error.as_deref())),
         ];
         Ok(RecordBatch::try_new(self.schema(), columns)?)

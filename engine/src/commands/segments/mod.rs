@@ -42,6 +42,10 @@ pub(crate) fn result_schema(statement: &SegmentStatement) -> Option<SchemaRef> {
     }
 }
 
+/// The longest segment name, in bytes: its snapshot's directory name must
+/// fit in a file name (255 bytes on common file systems).
+const MAX_SEGMENT_NAME_BYTES: usize = 128;
+
 impl StatementContext {
     pub(crate) async fn run_segment(&self, statement: SegmentStatement) -> Result<Outcome> {
         let done = |rows: Option<u64>| Outcome::Done {
@@ -194,6 +198,21 @@ impl StatementContext {
         if name.starts_with('_') || name.contains('@') {
             return Err(EngineError::InvalidArgument(format!(
                 "segment names may not start with '_' or contain '@' ('{name}')"
+            )));
+        }
+        // The name is a directory of the snapshot table
+        // (`tables/segment_data/<name>/`): a name that is not one directory
+        // name, or longer than a file system allows, would be created here
+        // and fail (or nest in another segment's directory) at every refresh.
+        if name.contains(['/', '\\']) || name == "." || name == ".." {
+            return Err(EngineError::InvalidArgument(format!(
+                "segment names may not contain '/' or '\\' or be '.' or '..' ('{name}')"
+            )));
+        }
+        if name.len() > MAX_SEGMENT_NAME_BYTES {
+            return Err(EngineError::InvalidArgument(format!(
+                "segment names are at most {MAX_SEGMENT_NAME_BYTES} bytes long ({} bytes given)",
+                name.len()
             )));
         }
         self.refresh_catalog().await?;
