@@ -104,10 +104,24 @@ ENDLESS_ON_WORKERS = (
 )
 
 
-def test_killing_a_distributed_query_stops_the_workers_tasks(server, connect):
-    if not server.workers:
+@pytest.mark.skip(
+    reason="known bug (docs/known-bugs.md): after KILL the workers go on with the query's tasks "
+    "for tens of seconds; enable when fixed"
+)
+def test_killing_a_distributed_query_stops_the_workers_tasks(launch, demo_warehouse):
+    if launch.topology != "distributed":
         pytest.skip("a single node has no workers")
-    runner, watcher = connect(), connect()
+    # A deployment of its own: work left on its workers must not reach the
+    # other tests (killed at the end, not stopped gracefully).
+    server = launch.start(demo_warehouse)
+    try:
+        kill_on_the_workers(server)
+    finally:
+        server.kill()
+
+
+def kill_on_the_workers(server):
+    runner, watcher = server.connect(), server.connect()
     thread, outcome = start(runner, ENDLESS_ON_WORKERS)
     query_id = h.wait_for(
         lambda: h.rows(h.run_sql(
