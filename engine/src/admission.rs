@@ -449,8 +449,6 @@ mod tests {
         use std::sync::Arc;
         use std::time::{Duration, Instant};
 
-        use arrow::array::{Array, AsArray};
-        use arrow::datatypes::DataType;
         use futures::TryStreamExt;
 
         use crate::{Engine, EngineConfig, ErrorKind, Outcome, Session};
@@ -470,25 +468,7 @@ mod tests {
                 Outcome::Rows { stream, .. } => stream.try_collect().await?,
                 Outcome::Done { .. } => return Ok(vec![]),
             };
-            Ok(batches
-                .iter()
-                .flat_map(|b| {
-                    (0..b.num_rows()).map(move |i| {
-                        b.columns()
-                            .iter()
-                            .map(|c| {
-                                let c = arrow::compute::cast(c, &DataType::Utf8).unwrap();
-                                let c = c.as_string::<i32>();
-                                if c.is_null(i) {
-                                    "NULL".into()
-                                } else {
-                                    c.value(i).to_string()
-                                }
-                            })
-                            .collect()
-                    })
-                })
-                .collect())
+            Ok(crate::test_text::as_text(&batches))
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,8 @@ mod scheduler;
 mod session;
 mod sql;
 mod storage;
+#[cfg(test)]
+mod test_text;
 mod workload;
 #[cfg(test)]
 mod workload_tests;

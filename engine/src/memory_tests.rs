@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
 use datafusion::execution::memory_pool::MemoryLimit;
 use futures::TryStreamExt;
 
@@ -46,26 +46,7 @@ async fn batches(session: &Session, sql: &str) -> crate::Result<Vec<RecordBatch>
 
 /// Every value of `sql`'s rows as text.
 async fn strings(session: &Session, sql: &str) -> Vec<Vec<String>> {
-    let batches = batches(session, sql).await.unwrap();
-    batches
-        .iter()
-        .flat_map(|b| {
-            (0..b.num_rows()).map(move |i| {
-                b.columns()
-                    .iter()
-                    .map(|c| {
-                        let c = arrow::compute::cast(c, &DataType::Utf8).unwrap();
-                        let c = c.as_string::<i32>();
-                        if c.is_null(i) {
-                            "NULL".to_string()
-                        } else {
-                            c.value(i).to_string()
-                        }
-                    })
-                    .collect()
-            })
-        })
-        .collect()
+    crate::test_text::as_text(&batches(session, sql).await.unwrap())
 }
 
 /// Waits until the server's pool holds nothing (the tasks of a failed

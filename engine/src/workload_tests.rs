@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::DataType;
 use futures::TryStreamExt;
 
 use crate::{Engine, EngineConfig, EngineError, ErrorKind, Outcome, Session};
@@ -26,25 +24,7 @@ async fn run(session: &Session, sql: &str) -> crate::Result<Vec<Vec<String>>> {
         Outcome::Rows { stream, .. } => stream.try_collect().await?,
         Outcome::Done { .. } => return Ok(vec![]),
     };
-    Ok(batches
-        .iter()
-        .flat_map(|b| {
-            (0..b.num_rows()).map(move |i| {
-                b.columns()
-                    .iter()
-                    .map(|c| {
-                        let c = arrow::compute::cast(c, &DataType::Utf8).unwrap();
-                        let c = c.as_string::<i32>();
-                        if c.is_null(i) {
-                            "NULL".to_string()
-                        } else {
-                            c.value(i).to_string()
-                        }
-                    })
-                    .collect()
-            })
-        })
-        .collect())
+    Ok(crate::test_text::as_text(&batches))
 }
 
 /// Runs `sql` in the background as `session`; the result and how long
